@@ -1,0 +1,70 @@
+//! Command-line settings; each can also come from a `CONFCAST_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "confcast", version, about = "Video meetings that go live as internet TV channels.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port for HTTP.
+    #[arg(long, env = "CONFCAST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Folder for the database (and, later, recordings). Created if missing.
+    #[arg(long, env = "CONFCAST_DATA", default_value = "./data")]
+    pub data: PathBuf,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or a
+    /// tracing directive such as `info,confcast_server=debug`.
+    #[arg(long, env = "CONFCAST_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "CONFCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// How long a login lasts, in seconds.
+    #[arg(long, env = "CONFCAST_SESSION_TTL", default_value_t = 30 * 24 * 3600)]
+    pub session_ttl: i64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CONFCAST_MAX_BODY", default_value_t = 64 * 1024)]
+    pub max_body: usize,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["confcast", "serve"]).expect("parse");
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(args.data, PathBuf::from("./data"));
+        let cli = Cli::try_parse_from(["confcast", "serve", "--listen", "0.0.0.0:9000", "--data", "/srv/cc"]).expect("parse");
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.listen.port(), 9000);
+        assert!(Cli::try_parse_from(["confcast", "serve", "--listen", "nonsense"]).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The confcast server: the HTTP API, the web client, and (as they arrive)
+//! the I/O shell around the sans-IO media cores.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod notify;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod web;
+
+pub use routes::{app, openapi};
+pub use state::{AppState, Settings};

@@ -1,0 +1,132 @@
+//! The whole HTTP surface in one place: `app(state)` builds it, so tests can
+//! drive it with `oneshot` and no socket.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::web;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "confcast API", description = "Accounts, rooms and invitations of a confcast server."),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "auth", description = "Registration and sessions"),
+        (name = "users", description = "The caller and other users"),
+        (name = "rooms", description = "Rooms and their members"),
+        (name = "invitations", description = "Inviting users into rooms"),
+        (name = "operations", description = "Health, metrics and this document")))]
+struct ApiDoc;
+
+/// The `/api/v1` routes. Only `routes!` is used here, which puts each
+/// handler's path into the OpenAPI document as it registers it.
+fn api_v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::auth::register))
+        .routes(routes!(api::auth::login))
+        .routes(routes!(api::auth::logout))
+        .routes(routes!(api::me::me))
+        .routes(routes!(api::events::events))
+        .routes(routes!(api::users::search))
+        .routes(routes!(api::rooms::create))
+        .routes(routes!(api::rooms::get, api::rooms::rename, api::rooms::delete))
+        .routes(routes!(api::rooms::set_role, api::rooms::remove_member))
+        .routes(routes!(api::invitations::invite))
+        .routes(routes!(api::invitations::list))
+        .routes(routes!(api::invitations::accept))
+        .routes(routes!(api::invitations::decline))
+        .routes(routes!(api::invitations::cancel))
+        .routes(routes!(api::invite_links::create))
+        .routes(routes!(api::invite_links::accept))
+        .routes(routes!(openapi_json))
+}
+
+/// The routes outside `/api/v1` that are still part of the API.
+fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics))
+}
+
+/// The OpenAPI document of every API route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api_v1())
+        .merge(operations())
+        .into_openapi()
+}
+
+/// Builds the application.
+pub fn app(mut state: AppState) -> Router {
+    let (api_router, doc) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_v1()).merge(operations()).split_for_parts();
+    state.openapi_json = doc.to_json().unwrap_or_else(|_| "{}".to_owned()).into();
+    let max_body = state.settings.max_body_bytes;
+    api_router
+        .route("/api/v1/{*rest}", axum::routing::any(no_such_route))
+        .route("/static/{*path}", get(web::asset))
+        // Pages of the client; its router decides what to show. New pages
+        // (the conference view, the public live directory and watch pages)
+        // are added here as they arrive.
+        .route("/", get(web::page))
+        .route("/login", get(web::page))
+        .route("/register", get(web::page))
+        .route("/rooms/{id}", get(web::page))
+        .route("/join/{token}", get(web::page))
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .with_state(state)
+}
+
+async fn no_such_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "there is nothing at this address")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this address does not accept that method")
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the database answers.
+    pub status: String,
+}
+
+/// Liveness and readiness: answers 200 when the database answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The database does not answer", body = ErrorBody)))]
+async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    state.store.ping().await.map_err(|error| {
+        tracing::error!(%error, "health check failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unhealthy", "the database does not answer")
+    })?;
+    Ok(axum::Json(Health { status: "ok".to_owned() }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    metrics::gauge!("users_online").set(state.hub.online_users() as f64);
+    let body = state.metrics.render();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], state.openapi_json.to_string()).into_response()
+}

@@ -1,0 +1,78 @@
+//! Running the server: open the data folder, listen, stop cleanly on
+//! SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use confcast_store::Store;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::ServeArgs;
+use crate::routes::app;
+use crate::state::{AppState, Settings};
+
+/// How often expired sessions and invite links are swept from the database.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create data folder {}", args.data.display()))?;
+    let db_path = args.data.join("confcast.sqlite");
+    let store = Store::open(&db_path).await.with_context(|| format!("cannot open database {}", db_path.display()))?;
+    let settings = Settings { session_ttl_secs: args.session_ttl, max_body_bytes: args.max_body, ..Settings::default() };
+    let state = AppState::new(store.clone(), Clock::system(), settings);
+
+    let purger = tokio::spawn(purge_expired(store.clone(), state.clock.clone()));
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, data = %args.data.display(), "confcast is listening on http://{local}/");
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    purger.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn purge_expired(store: Store, clock: Clock) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        every.tick().await;
+        match store.purge_expired(clock.now()).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "purged expired sessions and links"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "purging expired sessions failed"),
+        }
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,63 @@
+//! What every request handler shares.
+
+use std::sync::{Arc, Mutex};
+
+use confcast_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::rate_limit::{LoginLimiter, LoginLimits};
+use crate::clock::Clock;
+use crate::notify::Hub;
+
+/// Settings that shape request handling (from the command line or tests).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a login lasts.
+    pub session_ttl_secs: i64,
+    /// Request bodies above this size are refused with 413.
+    pub max_body_bytes: usize,
+    /// Whether cookies get the `Secure` attribute (set when served over TLS).
+    pub secure_cookies: bool,
+    pub login_limits: LoginLimits,
+    /// The longest an invite link may live.
+    pub max_invite_link_secs: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            session_ttl_secs: 30 * 24 * 3600,
+            max_body_bytes: 64 * 1024,
+            secure_cookies: false,
+            login_limits: LoginLimits::default(),
+            max_invite_link_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Clock,
+    pub hub: Arc<Hub>,
+    pub login_limiter: Arc<Mutex<LoginLimiter>>,
+    pub settings: Arc<Settings>,
+    pub metrics: PrometheusHandle,
+    /// The OpenAPI document, serialised once when the router is built.
+    pub openapi_json: Arc<str>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Clock, settings: Settings) -> AppState {
+        AppState {
+            store,
+            clock,
+            hub: Arc::new(Hub::default()),
+            login_limiter: Arc::new(Mutex::new(LoginLimiter::new(settings.login_limits))),
+            settings: Arc::new(settings),
+            metrics: crate::metrics::handle(),
+            openapi_json: Arc::from("{}"),
+        }
+    }
+}

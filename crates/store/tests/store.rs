@@ -1,0 +1,124 @@
+//! The store against a real SQLite file.
+
+use confcast_store::{InvitationStatus, Role, Store, StoreError};
+
+const NOW: i64 = 1_800_000_000;
+
+async fn store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("confcast.sqlite")).await.expect("open store");
+    (store, dir)
+}
+
+#[tokio::test]
+async fn registration_creates_a_personal_room_hosted_by_the_user() {
+    let (store, _dir) = store().await;
+    let (alice, room) = store.register("alice", "Alice", "hash", NOW).await.expect("register");
+    assert!(room.personal);
+    assert_eq!(room.role, Role::Host);
+    assert_eq!(room.host.username, "alice");
+    assert_eq!(store.rooms_of(alice.id).await.expect("rooms"), vec![room.clone()]);
+    assert!(matches!(store.register("alice", "Other", "hash", NOW).await, Err(StoreError::UsernameTaken)));
+    assert!(matches!(store.delete_room(&room.id).await, Err(StoreError::PersonalRoom)));
+}
+
+#[tokio::test]
+async fn invitation_accept_makes_a_member_and_cannot_be_answered_twice() {
+    let (store, _dir) = store().await;
+    let (alice, room) = store.register("alice", "Alice", "h", NOW).await.expect("alice");
+    let (bob, _) = store.register("bob", "Bob", "h", NOW).await.expect("bob");
+    let (carol, _) = store.register("carol", "Carol", "h", NOW).await.expect("carol");
+
+    let invitation = store.invite(&room.id, alice.id, bob.id, NOW).await.expect("invite");
+    assert_eq!(invitation.status, InvitationStatus::Pending);
+    assert!(matches!(store.invite(&room.id, alice.id, bob.id, NOW).await, Err(StoreError::AlreadyInvited)));
+    assert_eq!(store.pending_invitations(bob.id).await.expect("pending").len(), 1);
+
+    // Only the invitee can answer.
+    assert!(matches!(
+        store.answer_invitation(&invitation.id, carol.id, true, NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (answered, summary) = store.answer_invitation(&invitation.id, bob.id, true, NOW + 1).await.expect("accept");
+    assert_eq!(answered.status, InvitationStatus::Accepted);
+    assert_eq!(summary.expect("room").role, Role::Member);
+    assert_eq!(store.role_in_room(&room.id, bob.id).await.expect("role"), Role::Member);
+    assert!(matches!(
+        store.answer_invitation(&invitation.id, bob.id, false, NOW).await,
+        Err(StoreError::NotPending)
+    ));
+    assert!(matches!(store.invite(&room.id, alice.id, bob.id, NOW).await, Err(StoreError::AlreadyMember)));
+    assert!(store.pending_invitations(bob.id).await.expect("pending").is_empty());
+}
+
+#[tokio::test]
+async fn members_roles_and_removal() {
+    let (store, _dir) = store().await;
+    let (alice, _) = store.register("alice", "Alice", "h", NOW).await.expect("alice");
+    let (bob, _) = store.register("bob", "Bob", "h", NOW).await.expect("bob");
+    let room = store.create_room(alice.id, "Studio", NOW).await.expect("room");
+    assert!(!room.personal);
+    assert_eq!(store.role_in_room(&room.id, bob.id).await.expect("role"), Role::Stranger);
+    assert!(store.add_member(&room.id, bob.id, NOW).await.expect("add"));
+    assert!(!store.add_member(&room.id, bob.id, NOW).await.expect("add again"));
+    store.set_member_role(&room.id, bob.id, Role::Admin).await.expect("promote");
+    assert_eq!(store.role_in_room(&room.id, bob.id).await.expect("role"), Role::Admin);
+    assert!(matches!(store.set_member_role(&room.id, alice.id, Role::Member).await, Err(StoreError::HostRoleFixed)));
+    assert!(matches!(store.remove_member(&room.id, alice.id).await, Err(StoreError::HostIsPermanent)));
+    store.remove_member(&room.id, bob.id).await.expect("remove");
+    assert_eq!(store.role_in_room(&room.id, bob.id).await.expect("role"), Role::Stranger);
+    assert!(matches!(store.role_in_room("nope", bob.id).await, Err(StoreError::NotFound(_))));
+    store.delete_room(&room.id).await.expect("delete");
+    assert!(matches!(store.room(&room.id).await, Err(StoreError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn invite_links_expire() {
+    let (store, _dir) = store().await;
+    let (alice, room) = store.register("alice", "Alice", "h", NOW).await.expect("alice");
+    let (bob, _) = store.register("bob", "Bob", "h", NOW).await.expect("bob");
+    let link = store.create_invite_link(&room.id, alice.id, NOW, 60).await.expect("link");
+    assert!(matches!(store.accept_invite_link(&link.token, bob.id, NOW + 60).await, Err(StoreError::Expired)));
+    let (summary, added) = store.accept_invite_link(&link.token, bob.id, NOW + 59).await.expect("accept");
+    assert!(added);
+    assert_eq!(summary.id, room.id);
+    assert!(matches!(store.accept_invite_link("forged", bob.id, NOW).await, Err(StoreError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn search_is_by_prefix_and_treats_wildcards_literally() {
+    let (store, _dir) = store().await;
+    for (name, display) in [("anna", "Zoë"), ("annabel", "Bel"), ("bob", "Annie"), ("a_b", "x"), ("axb", "y")] {
+        store.register(name, display, "h", NOW).await.expect("register");
+    }
+    let names = |v: Vec<confcast_store::UserRef>| v.into_iter().map(|u| u.username).collect::<Vec<_>>();
+    assert_eq!(names(store.search_users("ann", 10, 0).await.expect("search")), ["anna", "annabel", "bob"]);
+    assert_eq!(names(store.search_users("ANN", 2, 0).await.expect("search")), ["anna", "annabel"]);
+    assert_eq!(names(store.search_users("ann", 2, 2).await.expect("search")), ["bob"]);
+    assert_eq!(names(store.search_users("a_", 10, 0).await.expect("search")), ["a_b"]);
+    assert_eq!(names(store.search_users("%", 10, 0).await.expect("search")), Vec::<String>::new());
+    assert_eq!(names(store.search_users("Zoë", 10, 0).await.expect("search")), ["anna"]);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("confcast.sqlite");
+    let (token, room_id, invitation_id) = {
+        let store = Store::open(&path).await.expect("open");
+        let (alice, room) = store.register("alice", "Alice", "h", NOW).await.expect("alice");
+        let (bob, _) = store.register("bob", "Bob", "h", NOW).await.expect("bob");
+        let session = store.create_session(alice.id, NOW, 3600).await.expect("session");
+        let invitation = store.invite(&room.id, alice.id, bob.id, NOW).await.expect("invite");
+        store.close().await;
+        (session.token, room.id, invitation.id)
+    };
+    let store = Store::open(&path).await.expect("reopen");
+    let alice = store.session_user(&token, NOW + 1).await.expect("lookup").expect("session kept");
+    assert_eq!(alice.username, "alice");
+    assert!(store.session_user(&token, NOW + 3600).await.expect("lookup").is_none(), "expired");
+    assert_eq!(store.room(&room_id).await.expect("room").members.len(), 1);
+    assert_eq!(store.invitation(&invitation_id).await.expect("invitation").status, InvitationStatus::Pending);
+    store.delete_session(&token).await.expect("logout");
+    assert!(store.session_user(&token, NOW + 1).await.expect("lookup").is_none());
+}
