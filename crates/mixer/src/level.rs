@@ -1,0 +1,149 @@
+//! Per-source talk detection from RFC 6464 levels, with hysteresis.
+//!
+//! Runs on packets as they arrive (not as they are played): the decision is
+//! then taken a jitter-buffer delay before the audio reaches playout, so a
+//! newly selected speaker is decoded from (almost) the start of the word.
+//! It is advanced once per tick so a source that stops sending also stops
+//! talking.
+
+use crate::packet::AudioLevel;
+
+/// Tunables, derived from [`crate::MixerConfig`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DetectorConfig {
+    pub speech_threshold_dbov: u8,
+    pub use_voice_flag: bool,
+    /// Voiced frames out of the last five needed to start talking.
+    pub start_frames: u32,
+    /// Ticks without a voiced frame before talking stops.
+    pub hangover_ticks: u32,
+}
+
+/// Change of talking state of one source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TalkEdge {
+    Started,
+    Stopped,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ActivityDetector {
+    /// Loudest level (dB above silence) among packets since the last tick.
+    frame_loudness: Option<f32>,
+    frame_voiced: bool,
+    /// Bit i: frame i ticks ago was voiced.
+    voiced_history: u8,
+    silent_ticks: u32,
+    speaking: bool,
+    /// Smoothed loudness, dB above the -127 dBov floor; ranks speakers.
+    smoothed: f32,
+}
+
+impl ActivityDetector {
+    /// Notes one packet's level (already validated).
+    pub fn on_packet(&mut self, level: AudioLevel, cfg: &DetectorConfig) {
+        let loudness = f32::from(127u8.saturating_sub(level.dbov));
+        let voiced =
+            level.dbov <= cfg.speech_threshold_dbov && (level.voice || !cfg.use_voice_flag);
+        self.frame_loudness = Some(self.frame_loudness.map_or(loudness, |l| l.max(loudness)));
+        self.frame_voiced |= voiced;
+    }
+
+    /// Advances one frame. Returns a talking edge, if any.
+    pub fn on_tick(&mut self, cfg: &DetectorConfig) -> Option<TalkEdge> {
+        let loudness = self.frame_loudness.take().unwrap_or(0.0);
+        let voiced = std::mem::take(&mut self.frame_voiced);
+        // Fast attack, slow release: a word's onset ranks at once, the gaps
+        // between syllables don't drop it down the ranking.
+        let alpha = if loudness > self.smoothed { 0.5 } else { 0.06 };
+        self.smoothed += alpha * (loudness - self.smoothed);
+
+        self.voiced_history = (self.voiced_history << 1) | u8::from(voiced);
+        if voiced {
+            self.silent_ticks = 0;
+        } else {
+            self.silent_ticks = self.silent_ticks.saturating_add(1);
+        }
+        let recent = (self.voiced_history & 0b1_1111).count_ones();
+        if !self.speaking && recent >= cfg.start_frames.clamp(1, 5) {
+            self.speaking = true;
+            return Some(TalkEdge::Started);
+        }
+        if self.speaking && self.silent_ticks >= cfg.hangover_ticks {
+            self.speaking = false;
+            return Some(TalkEdge::Stopped);
+        }
+        None
+    }
+
+    pub fn speaking(&self) -> bool {
+        self.speaking
+    }
+
+    /// Smoothed loudness in dB above silence (0..=127).
+    pub fn loudness(&self) -> f32 {
+        self.smoothed
+    }
+}
+
+/// Whether a packet's level marks it as not worth hearing (used to pick
+/// where a jitter-buffer skip or hold is least audible).
+pub(crate) fn is_quiet(level: Option<Option<AudioLevel>>, threshold: u8) -> bool {
+    match level {
+        None => true,                   // nothing queued at playout
+        Some(None) => false,            // no level: assume it matters
+        Some(Some(l)) => l.dbov > threshold || !l.voice,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: DetectorConfig = DetectorConfig {
+        speech_threshold_dbov: 60,
+        use_voice_flag: true,
+        start_frames: 3,
+        hangover_ticks: 25,
+    };
+
+    fn frame(d: &mut ActivityDetector, dbov: Option<u8>) -> Option<TalkEdge> {
+        if let Some(dbov) = dbov {
+            d.on_packet(AudioLevel { dbov, voice: dbov <= 60 }, &CFG);
+        }
+        d.on_tick(&CFG)
+    }
+
+    #[test]
+    fn one_loud_packet_does_not_start_talking() {
+        let mut d = ActivityDetector::default();
+        assert_eq!(frame(&mut d, Some(20)), None);
+        for _ in 0..10 {
+            assert_eq!(frame(&mut d, Some(127)), None);
+        }
+        assert!(!d.speaking());
+    }
+
+    #[test]
+    fn talk_starts_after_three_frames_and_survives_short_pauses() {
+        let mut d = ActivityDetector::default();
+        assert_eq!(frame(&mut d, Some(20)), None);
+        assert_eq!(frame(&mut d, Some(20)), None);
+        assert_eq!(frame(&mut d, Some(20)), Some(TalkEdge::Started));
+        for _ in 0..20 {
+            assert_eq!(frame(&mut d, Some(127)), None);
+        }
+        assert_eq!(frame(&mut d, Some(25)), None);
+        assert!(d.speaking());
+    }
+
+    #[test]
+    fn sender_that_stops_stops_talking() {
+        let mut d = ActivityDetector::default();
+        for _ in 0..10 {
+            frame(&mut d, Some(20));
+        }
+        let edges: Vec<_> = (0..30).filter_map(|_| frame(&mut d, None)).collect();
+        assert_eq!(edges, vec![TalkEdge::Stopped]);
+    }
+}
