@@ -25,5 +25,5 @@ export CONFCAST_BIN="$PWD/target/debug/confcast"
 unshare -n bash -euo pipefail -c '
   ip link set lo up
   cargo test --workspace --locked --offline
-  node --test --test-concurrency=1 tests/e2e/
+  node --test --test-concurrency=1 tests/e2e/*.test.mjs
 '

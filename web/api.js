@@ -29,6 +29,7 @@
  * @property {string} username
  * @property {string} display_name
  * @property {Role} role
+ * @property {string} [joined_at] RFC 3339
  */
 
 /**

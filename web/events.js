@@ -5,6 +5,9 @@
  * error; if the server refuses the stream outright it is retried here with
  * a growing delay. After any reconnect a `reconnected` event is sent to
  * listeners, since events may have been missed meanwhile.
+ *
+ * The state of the stream is kept in `data-events` on the root element
+ * ("connecting", "open" or "closed") for styles and tests to read.
  */
 
 /** @typedef {import("./api.js").Invitation} Invitation */
@@ -48,10 +51,17 @@ function dispatch(name, data) {
   }
 }
 
+/** @param {"connecting" | "open" | "closed"} state */
+function mark(state) {
+  document.documentElement.dataset.events = state;
+}
+
 function open() {
   const es = new EventSource(STREAM_URL, { withCredentials: true });
   source = es;
+  mark("connecting");
   es.addEventListener("open", () => {
+    mark("open");
     retryDelay = 1000;
     if (wasConnected && lostConnection) dispatch("reconnected", null);
     wasConnected = true;
@@ -59,6 +69,7 @@ function open() {
   });
   es.addEventListener("error", () => {
     lostConnection = true;
+    mark(es.readyState === EventSource.CLOSED ? "closed" : "connecting");
     if (es.readyState === EventSource.CLOSED && source === es) {
       // The server refused the stream (not a dropped connection, which
       // EventSource retries on its own): try again later.
@@ -99,6 +110,7 @@ export function disconnectEvents() {
   retryTimer = null;
   source?.close();
   source = null;
+  mark("closed");
 }
 
 /**

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * Small DOM helpers. Everything is built with elements and text nodes;
+ * Small functions for building the DOM. Everything is made of elements and text nodes;
  * nothing here parses HTML, so names people type (which may well contain
  * `<script>` or `<img onerror>`) always show verbatim.
  */
@@ -189,4 +189,29 @@ export function dateTime(iso) {
     ? iso
     : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   return h("time", { datetime: iso }, text);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/**
+ * A bell icon (decorative, hidden from screen readers), drawn as SVG so it
+ * does not depend on an emoji font.
+ * @returns {SVGSVGElement}
+ */
+export function bellIcon() {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "22");
+  svg.setAttribute("height", "22");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.classList.add("bell");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute(
+    "d",
+    "M12 2a1.5 1.5 0 0 0-1.5 1.5v.7A6 6 0 0 0 6 10v4.5L4 17v1h16v-1l-2-2.5V10a6 6 0 0 0-4.5-5.8v-.7A1.5 1.5 0 0 0 12 2zm-2 17a2 2 0 0 0 4 0z",
+  );
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
 }
