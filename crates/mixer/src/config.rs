@@ -27,7 +27,9 @@ pub struct MixerConfig {
     /// Use in-band FEC of the next packet to rebuild a lost incoming one.
     pub decoder_fec: bool,
     /// Encode the first frame a listener receives from a different encoder
-    /// with inter-frame prediction off, so their decoder needs no history.
+    /// with inter-frame prediction off. Off by default: the encoder warm-up
+    /// already makes switches clean, and measured, such frames only cost
+    /// quality (see docs/mixing.md).
     pub independent_frame_on_switch: bool,
 
     /// A packet counts as speech when its RFC 6464 level is at or below this
@@ -73,7 +75,7 @@ impl Default for MixerConfig {
             encoder_fec: true,
             expected_loss_percent: 5,
             decoder_fec: true,
-            independent_frame_on_switch: true,
+            independent_frame_on_switch: false,
             speech_threshold_dbov: 60,
             use_voice_flag: true,
             level_without_extension: Some(50),

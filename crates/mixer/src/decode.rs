@@ -12,9 +12,9 @@
 //! that packet is queued and exactly follows the gap, otherwise with Opus
 //! PLC; after 100 ms of concealment, silence is cheaper and sounds the same.
 
+use crate::FRAME_SAMPLES;
 use crate::jitter::{FRAME, JitterBuffer};
 use crate::mix::Pcm;
-use crate::FRAME_SAMPLES;
 
 /// Longest Opus packet, samples.
 const MAX_PACKET: usize = 5760;
@@ -62,13 +62,10 @@ impl SourceDecoder {
     /// Called when the source enters a slot: fresh decoder state, primed
     /// with the packets that were just played without decoding.
     pub fn start(&mut self, jb: &mut JitterBuffer, c: &mut DecodeCounters) {
-        match &mut self.decoder {
-            Some(d) => {
-                if d.reset_state().is_err() {
-                    self.decoder = None;
-                }
-            }
-            None => {}
+        if let Some(d) = &mut self.decoder
+            && d.reset_state().is_err()
+        {
+            self.decoder = None;
         }
         if self.decoder.is_none() {
             match opus::Decoder::new(crate::SAMPLE_RATE, opus::Channels::Mono) {
@@ -84,7 +81,10 @@ impl SourceDecoder {
         let Some(dec) = &mut self.decoder else { return };
         for q in jb.take_history(play) {
             // Output discarded: this only rebuilds predictor and overlap state.
-            if dec.decode_float(&q.payload, &mut self.scratch, false).is_ok() {
+            if dec
+                .decode_float(&q.payload, &mut self.scratch, false)
+                .is_ok()
+            {
                 c.prime_decodes += 1;
             }
         }
@@ -118,7 +118,13 @@ impl SourceDecoder {
     }
 
     /// Produces this tick's 960 samples from the jitter buffer.
-    pub fn render(&mut self, jb: &mut JitterBuffer, out: &mut Pcm, fec: bool, c: &mut DecodeCounters) {
+    pub fn render(
+        &mut self,
+        jb: &mut JitterBuffer,
+        out: &mut Pcm,
+        fec: bool,
+        c: &mut DecodeCounters,
+    ) {
         self.sync(jb);
         if jb.play().is_none() {
             out.fill(0.0);
@@ -148,7 +154,8 @@ impl SourceDecoder {
                     _ => {
                         // Parsed at push time but the decoder refused it.
                         c.corrupt += 1;
-                        let len = round_up_grain(pkt.ts.saturating_add(pkt.dur).saturating_sub(pos));
+                        let len =
+                            round_up_grain(pkt.ts.saturating_add(pkt.dur).saturating_sub(pos));
                         self.conceal(pos, len.min(MAX_PACKET as i64), None, jb, c);
                     }
                 }
@@ -172,8 +179,17 @@ impl SourceDecoder {
 
     /// Fills `len` samples at `pos` by FEC (from the packet at `pos + len`),
     /// PLC, or silence.
-    fn conceal(&mut self, pos: i64, len: i64, fec: Option<()>, jb: &mut JitterBuffer, c: &mut DecodeCounters) {
-        let n = usize::try_from(len).unwrap_or(0).clamp(GRAIN as usize, MAX_PACKET);
+    fn conceal(
+        &mut self,
+        pos: i64,
+        len: i64,
+        fec: Option<()>,
+        jb: &mut JitterBuffer,
+        c: &mut DecodeCounters,
+    ) {
+        let n = usize::try_from(len)
+            .unwrap_or(0)
+            .clamp(GRAIN as usize, MAX_PACKET);
         let mut done = false;
         if let Some(dec) = &mut self.decoder {
             if fec.is_some()
@@ -184,7 +200,9 @@ impl SourceDecoder {
                 c.fec += 1;
                 done = true;
             }
-            if !done && self.conceal_run < MAX_CONCEAL && let Ok(k) = dec.decode_float(&[], &mut self.scratch[..n], false)
+            if !done
+                && self.conceal_run < MAX_CONCEAL
+                && let Ok(k) = dec.decode_float(&[], &mut self.scratch[..n], false)
                 && k == n
             {
                 c.plc += 1;
@@ -205,7 +223,8 @@ impl SourceDecoder {
     pub fn conceal_frame(&mut self, out: &mut Pcm, c: &mut DecodeCounters) {
         self.ensure_scratch();
         let mut done = false;
-        if self.conceal_run < MAX_CONCEAL && let Some(dec) = &mut self.decoder
+        if self.conceal_run < MAX_CONCEAL
+            && let Some(dec) = &mut self.decoder
             && let Ok(k) = dec.decode_float(&[], &mut self.scratch[..FRAME_SAMPLES], false)
             && k == FRAME_SAMPLES
         {

@@ -54,6 +54,10 @@ const DELAY_MARGIN: i64 = FRAME + 240;
 /// Packets kept after playout passed them, to prime a decoder when the source
 /// gets selected.
 const HISTORY: usize = 2;
+/// For this long after a sequence gap, playout waits one frame longer, so
+/// the packet after a lost one is usually queued in time to rebuild the lost
+/// one from its in-band FEC.
+const LOSS_MEMORY: i64 = 10 * 48_000;
 
 /// One queued packet; `ts` and `dur` in samples.
 #[derive(Debug)]
@@ -107,7 +111,10 @@ impl DelayEstimator {
         }
         self.window.push_back((arrival, offset));
         while self.window.len() > 1
-            && self.window.front().is_some_and(|&(a, _)| a < arrival.saturating_sub(OFFSET_WINDOW))
+            && self
+                .window
+                .front()
+                .is_some_and(|&(a, _)| a < arrival.saturating_sub(OFFSET_WINDOW))
         {
             self.window.pop_front();
         }
@@ -117,7 +124,9 @@ impl DelayEstimator {
         let best = self.window.front().map_or(offset, |&(_, o)| o);
         self.offset = Some(best);
 
-        let dt = self.last_arrival.map_or(0, |l| arrival.saturating_sub(l).max(0));
+        let dt = self
+            .last_arrival
+            .map_or(0, |l| arrival.saturating_sub(l).max(0));
         self.last_arrival = Some(arrival);
         self.peak_jitter *= (-(dt as f64) / JITTER_DECAY).exp();
         let jitter = best.saturating_sub(offset).max(0) as f64;
@@ -145,7 +154,11 @@ fn unwrap(reference: Option<i64>, value: u32, bits: u32) -> i64 {
     let modulus = 1i64 << bits;
     let half = modulus / 2;
     let delta = (i64::from(value) - r).rem_euclid(modulus);
-    let delta = if delta >= half { delta - modulus } else { delta };
+    let delta = if delta >= half {
+        delta - modulus
+    } else {
+        delta
+    };
     r.saturating_add(delta)
 }
 
@@ -178,6 +191,10 @@ pub(crate) struct JitterBuffer {
     /// loss estimate.
     first_seq: Option<i64>,
     accepted: u64,
+    /// Arrival time of the last packet that followed a sequence gap.
+    last_gap: Option<i64>,
+    /// Whether the FEC frame of delay is currently added.
+    fec_margin: bool,
 }
 
 impl JitterBuffer {
@@ -197,13 +214,16 @@ impl JitterBuffer {
             read: 0,
             first_seq: None,
             accepted: 0,
+            last_gap: None,
+            fec_margin: false,
         }
     }
 
     /// Current playout delay target, samples.
     pub fn target_delay(&self) -> i64 {
+        let fec = if self.fec_margin { FRAME } else { 0 };
         (self.delay.peak_jitter as i64)
-            .saturating_add(DELAY_MARGIN)
+            .saturating_add(DELAY_MARGIN + fec)
             .clamp(self.min_delay, self.max_delay)
     }
 
@@ -240,7 +260,9 @@ impl JitterBuffer {
         if let Some(est) = self.delay.offset
             && offset.saturating_sub(est).saturating_abs() > JUMP
         {
-            let idle = self.last_accepted.is_none_or(|a| arrival.saturating_sub(a) > IDLE);
+            let idle = self
+                .last_accepted
+                .is_none_or(|a| arrival.saturating_sub(a) > IDLE);
             let confirmed = match &mut self.jump {
                 Some(c) if offset.saturating_sub(c.offset).saturating_abs() <= JUMP_TOLERANCE => {
                     c.count += 1;
@@ -270,6 +292,9 @@ impl JitterBuffer {
             self.jump = None;
         }
 
+        if self.seq_ref.is_some_and(|r| ext_seq > r.saturating_add(1)) {
+            self.last_gap = Some(arrival);
+        }
         // Late packets still tell us about jitter, so they feed the estimate.
         self.delay.observe(arrival, offset);
         self.last_accepted = Some(arrival);
@@ -282,7 +307,11 @@ impl JitterBuffer {
             if ext_ts < self.read {
                 return Insert::Late;
             }
-            if ext_ts >= play.saturating_add(self.max_delay).saturating_add(4 * FRAME) {
+            if ext_ts
+                >= play
+                    .saturating_add(self.max_delay)
+                    .saturating_add(4 * FRAME)
+            {
                 return Insert::Overflow;
             }
         }
@@ -292,19 +321,42 @@ impl JitterBuffer {
         if self.packets.len() >= MAX_PACKETS {
             return Insert::Overflow;
         }
-        self.packets.insert(ext_ts, Queued { ts: ext_ts, dur, level, payload });
-        if jumped { Insert::BufferedAfterJump } else { Insert::Buffered }
+        self.packets.insert(
+            ext_ts,
+            Queued {
+                ts: ext_ts,
+                dur,
+                level,
+                payload,
+            },
+        );
+        if jumped {
+            Insert::BufferedAfterJump
+        } else {
+            Insert::Buffered
+        }
     }
 
     /// Positions playout for the tick whose frame starts at `now`
     /// (samples since epoch). `selected` sources are only nudged while
     /// `quiet` (or when far off); a hold also needs `pending_empty`, so the
     /// concealment frame continues exactly where the decoder stopped.
-    pub fn begin_tick(&mut self, now: i64, selected: bool, quiet: bool, pending_empty: bool) -> Adjust {
+    pub fn begin_tick(
+        &mut self,
+        now: i64,
+        selected: bool,
+        quiet: bool,
+        pending_empty: bool,
+    ) -> Adjust {
         let Some(offset) = self.delay.offset else {
             return Adjust::Idle;
         };
-        let ideal = now.saturating_add(offset).saturating_sub(self.target_delay());
+        self.fec_margin = self
+            .last_gap
+            .is_some_and(|g| now.saturating_sub(g) < LOSS_MEMORY);
+        let ideal = now
+            .saturating_add(offset)
+            .saturating_sub(self.target_delay());
         let Some(play) = self.play else {
             let Some((&first, _)) = self.packets.iter().next() else {
                 return Adjust::Idle;
@@ -373,7 +425,9 @@ impl JitterBuffer {
 
     /// Samples decoded ahead of the playout position.
     pub fn pending(&self) -> usize {
-        self.play.map_or(0, |p| usize::try_from(self.read.saturating_sub(p)).unwrap_or(0))
+        self.play.map_or(0, |p| {
+            usize::try_from(self.read.saturating_sub(p)).unwrap_or(0)
+        })
     }
 
     /// Records that samples up to `pos` have been decoded (or concealed).
@@ -441,7 +495,10 @@ mod tests {
         assert_eq!(unwrap(Some(65_535), 0, 16), 65_536);
         assert_eq!(unwrap(Some(65_536), 65_535, 16), 65_535);
         assert_eq!(unwrap(Some(10), 5, 16), 5);
-        assert_eq!(unwrap(Some(u32::MAX as i64), 959, 32), u32::MAX as i64 + 960);
+        assert_eq!(
+            unwrap(Some(u32::MAX as i64), 959, 32),
+            u32::MAX as i64 + 960
+        );
     }
 
     #[test]
@@ -459,7 +516,11 @@ mod tests {
             jb.end_tick(false);
         }
         assert!(played.windows(2).all(|w| w[1] - w[0] == 960));
-        assert!(jb.len() <= 3, "buffer should stay shallow, has {}", jb.len());
+        assert!(
+            jb.len() <= 3,
+            "buffer should stay shallow, has {}",
+            jb.len()
+        );
     }
 
     #[test]
@@ -516,7 +577,14 @@ mod tests {
         assert_eq!(push(&mut jb, 11, 11 * 960), Insert::Buffered);
         let mut outcomes = Vec::new();
         for t in 12..16u32 {
-            outcomes.push(jb.insert(t as u16, t * 960 + 5_000_000, 960, None, vec![0; 10], i64::from(t) * 960));
+            outcomes.push(jb.insert(
+                t as u16,
+                t * 960 + 5_000_000,
+                960,
+                None,
+                vec![0; 10],
+                i64::from(t) * 960,
+            ));
         }
         assert_eq!(outcomes[..2], [Insert::Outlier, Insert::Outlier]);
         assert_eq!(outcomes[2], Insert::BufferedAfterJump);

@@ -4,7 +4,9 @@
 //! then taken a jitter-buffer delay before the audio reaches playout, so a
 //! newly selected speaker is decoded from (almost) the start of the word.
 //! It is advanced once per tick so a source that stops sending also stops
-//! talking.
+//! talking. A packet counts for as many 20 ms frames as it lasts (a 60 ms
+//! packet is three speech frames; two packets arriving together are two),
+//! so packet duration and network bunching do not change the decisions.
 
 use crate::packet::AudioLevel;
 
@@ -26,11 +28,18 @@ pub(crate) enum TalkEdge {
     Stopped,
 }
 
+/// Most frames of arrived audio credited ahead (bounds what a burst or a
+/// sender faster than real time can add).
+const MAX_CREDIT: u32 = 6;
+
 #[derive(Debug, Default)]
 pub(crate) struct ActivityDetector {
-    /// Loudest level (dB above silence) among packets since the last tick.
-    frame_loudness: Option<f32>,
-    frame_voiced: bool,
+    /// Loudest level (dB above silence) of audio credited but not yet
+    /// consumed by ticks, and for how many frames.
+    held_loudness: f32,
+    held_frames: u32,
+    /// Frames of speech credited but not yet consumed.
+    held_voiced: u32,
     /// Bit i: frame i ticks ago was voiced.
     voiced_history: u8,
     silent_ticks: u32,
@@ -40,19 +49,37 @@ pub(crate) struct ActivityDetector {
 }
 
 impl ActivityDetector {
-    /// Notes one packet's level (already validated).
-    pub fn on_packet(&mut self, level: AudioLevel, cfg: &DetectorConfig) {
+    /// Notes one packet's level (already validated); `samples` is its
+    /// duration.
+    pub fn on_packet(&mut self, level: AudioLevel, samples: i64, cfg: &DetectorConfig) {
+        let samples = u64::try_from(samples).unwrap_or(0).max(1);
+        let frames = u32::try_from(samples.div_ceil(crate::FRAME_SAMPLES as u64))
+            .unwrap_or(MAX_CREDIT)
+            .clamp(1, MAX_CREDIT);
         let loudness = f32::from(127u8.saturating_sub(level.dbov));
         let voiced =
             level.dbov <= cfg.speech_threshold_dbov && (level.voice || !cfg.use_voice_flag);
-        self.frame_loudness = Some(self.frame_loudness.map_or(loudness, |l| l.max(loudness)));
-        self.frame_voiced |= voiced;
+        self.held_loudness = if self.held_frames == 0 {
+            loudness
+        } else {
+            self.held_loudness.max(loudness)
+        };
+        self.held_frames = (self.held_frames + frames).min(MAX_CREDIT);
+        if voiced {
+            self.held_voiced = (self.held_voiced + frames).min(MAX_CREDIT);
+        }
     }
 
     /// Advances one frame. Returns a talking edge, if any.
     pub fn on_tick(&mut self, cfg: &DetectorConfig) -> Option<TalkEdge> {
-        let loudness = self.frame_loudness.take().unwrap_or(0.0);
-        let voiced = std::mem::take(&mut self.frame_voiced);
+        let loudness = if self.held_frames > 0 {
+            self.held_loudness
+        } else {
+            0.0
+        };
+        self.held_frames = self.held_frames.saturating_sub(1);
+        let voiced = self.held_voiced > 0;
+        self.held_voiced = self.held_voiced.saturating_sub(1);
         // Fast attack, slow release: a word's onset ranks at once, the gaps
         // between syllables don't drop it down the ranking.
         let alpha = if loudness > self.smoothed { 0.5 } else { 0.06 };
@@ -90,8 +117,8 @@ impl ActivityDetector {
 /// where a jitter-buffer skip or hold is least audible).
 pub(crate) fn is_quiet(level: Option<Option<AudioLevel>>, threshold: u8) -> bool {
     match level {
-        None => true,                   // nothing queued at playout
-        Some(None) => false,            // no level: assume it matters
+        None => true,        // nothing queued at playout
+        Some(None) => false, // no level: assume it matters
         Some(Some(l)) => l.dbov > threshold || !l.voice,
     }
 }
@@ -109,7 +136,14 @@ mod tests {
 
     fn frame(d: &mut ActivityDetector, dbov: Option<u8>) -> Option<TalkEdge> {
         if let Some(dbov) = dbov {
-            d.on_packet(AudioLevel { dbov, voice: dbov <= 60 }, &CFG);
+            d.on_packet(
+                AudioLevel {
+                    dbov,
+                    voice: dbov <= 60,
+                },
+                960,
+                &CFG,
+            );
         }
         d.on_tick(&CFG)
     }
@@ -135,6 +169,26 @@ mod tests {
         }
         assert_eq!(frame(&mut d, Some(25)), None);
         assert!(d.speaking());
+    }
+
+    #[test]
+    fn long_packets_count_for_their_duration() {
+        let mut d = ActivityDetector::default();
+        let level = AudioLevel {
+            dbov: 20,
+            voice: true,
+        };
+        d.on_packet(level, 2880, &CFG); // one 60 ms packet every third tick
+        assert_eq!(d.on_tick(&CFG), None);
+        assert_eq!(d.on_tick(&CFG), None);
+        assert_eq!(d.on_tick(&CFG), Some(TalkEdge::Started));
+        for _ in 0..10 {
+            d.on_packet(level, 2880, &CFG);
+            for _ in 0..3 {
+                assert_eq!(d.on_tick(&CFG), None);
+            }
+        }
+        assert!(d.speaking() && d.loudness() > 100.0);
     }
 
     #[test]

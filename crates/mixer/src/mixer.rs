@@ -13,8 +13,10 @@ use crate::level::{ActivityDetector, DetectorConfig, TalkEdge, is_quiet};
 use crate::limiter::to_i16;
 use crate::mix::{self, Pcm, SILENCE};
 use crate::output::{MixerEvent, ProgramFrame, Route, StreamKind, Tick, TickStream};
-use crate::packet::{AudioLevel, AudioPacket, DropReason, ListenerId, PushOutcome, SourceId, opus_duration};
-use crate::speakers::{Candidate, SelectorConfig, Selector, SlotState};
+use crate::packet::{
+    AudioLevel, AudioPacket, DropReason, ListenerId, PushOutcome, SourceId, opus_duration,
+};
+use crate::speakers::{Candidate, Selector, SelectorConfig, SlotState};
 use crate::stats::{MixerStats, SourceStats};
 use crate::{FRAME_DURATION, FRAME_SAMPLES};
 
@@ -125,7 +127,11 @@ impl Mixer {
         let full = StreamEncoder::new(settings).map_err(err)?;
         let slots = (0..cfg.max_speakers)
             .map(|_| {
-                StreamEncoder::new(settings).map(|encoder| SlotOut { encoder, contrib: SILENCE, encoded_for: None })
+                StreamEncoder::new(settings).map(|encoder| SlotOut {
+                    encoder,
+                    contrib: SILENCE,
+                    encoded_for: None,
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
@@ -197,11 +203,15 @@ impl Mixer {
         }
         self.selector.remove(id);
         if src.det.speaking() {
-            self.pending_events.push(MixerEvent::TalkingStopped { source: id });
+            self.pending_events
+                .push(MixerEvent::TalkingStopped { source: id });
         }
         if self.selector.clear_dominant(id) {
             self.pending_events
-                .push(MixerEvent::DominantSpeakerChanged { previous: Some(id), current: None });
+                .push(MixerEvent::DominantSpeakerChanged {
+                    previous: Some(id),
+                    current: None,
+                });
         }
         true
     }
@@ -213,7 +223,13 @@ impl Mixer {
             return false;
         }
         self.listener_index.insert(id, self.listeners.len());
-        self.listeners.push(Listener { id, own: own_source, seq: 0, joined: self.next_index, last: None });
+        self.listeners.push(Listener {
+            id,
+            own: own_source,
+            seq: 0,
+            joined: self.next_index,
+            last: None,
+        });
         true
     }
 
@@ -268,7 +284,11 @@ impl Mixer {
 
     /// Sources currently mixed, by slot.
     pub fn speakers(&self) -> Vec<SourceId> {
-        self.selector.slots().iter().filter_map(|s| s.source()).collect()
+        self.selector
+            .slots()
+            .iter()
+            .filter_map(|s| s.source())
+            .collect()
     }
 
     pub fn dominant_speaker(&self) -> Option<SourceId> {
@@ -295,7 +315,12 @@ impl Mixer {
     }
 
     /// Feeds one received packet of `source` that arrived at `now`.
-    pub fn push_packet(&mut self, source: SourceId, packet: AudioPacket, now: Instant) -> PushOutcome {
+    pub fn push_packet(
+        &mut self,
+        source: SourceId,
+        packet: AudioPacket,
+        now: Instant,
+    ) -> PushOutcome {
         self.stats.packets_received += 1;
         self.stats.bytes_received += packet.payload.len() as u64;
         let arrival = self.samples_at(now);
@@ -344,16 +369,29 @@ impl Mixer {
         // silence, anything else is assumed to be speech at a fixed level.
         let level = level.or_else(|| {
             if packet.payload.len() <= DTX_MAX_BYTES {
-                Some(AudioLevel { dbov: 127, voice: false })
+                Some(AudioLevel {
+                    dbov: 127,
+                    voice: false,
+                })
             } else {
-                self.cfg.level_without_extension.map(|d| AudioLevel { dbov: d.min(127), voice: true })
+                self.cfg.level_without_extension.map(|d| AudioLevel {
+                    dbov: d.min(127),
+                    voice: true,
+                })
             }
         });
-        let outcome = src.jb.insert(packet.seq, packet.timestamp, dur, level, packet.payload, arrival);
+        let outcome = src.jb.insert(
+            packet.seq,
+            packet.timestamp,
+            dur,
+            level,
+            packet.payload,
+            arrival,
+        );
         match outcome {
             Insert::Buffered | Insert::BufferedAfterJump | Insert::Late => {
                 if let Some(l) = level {
-                    src.det.on_packet(l, &self.det_cfg);
+                    src.det.on_packet(l, dur, &self.det_cfg);
                 }
             }
             _ => {}
@@ -407,12 +445,20 @@ impl Mixer {
         let mut talking = Vec::new();
         for src in &mut self.sources {
             match src.det.on_tick(&self.det_cfg) {
-                Some(TalkEdge::Started) => events.push(MixerEvent::TalkingStarted { source: src.id }),
-                Some(TalkEdge::Stopped) => events.push(MixerEvent::TalkingStopped { source: src.id }),
+                Some(TalkEdge::Started) => {
+                    events.push(MixerEvent::TalkingStarted { source: src.id })
+                }
+                Some(TalkEdge::Stopped) => {
+                    events.push(MixerEvent::TalkingStopped { source: src.id })
+                }
                 None => {}
             }
             if src.det.speaking() {
-                talking.push(Candidate { id: src.id, speaking: true, loudness: src.det.loudness() });
+                talking.push(Candidate {
+                    id: src.id,
+                    speaking: true,
+                    loudness: src.det.loudness(),
+                });
             }
         }
         let sources = &self.sources;
@@ -420,7 +466,11 @@ impl Mixer {
         let lookup = |id: SourceId| {
             index_map.get(&id).map(|&i| {
                 let s = &sources[i];
-                Candidate { id, speaking: s.det.speaking(), loudness: s.det.loudness() }
+                Candidate {
+                    id,
+                    speaking: s.det.speaking(),
+                    loudness: s.det.loudness(),
+                }
             })
         };
         let changes = self.selector.update(index, &talking, lookup);
@@ -469,7 +519,8 @@ impl Mixer {
                 if adj == Adjust::Hold {
                     src.dec.conceal_frame(out, &mut c);
                 } else {
-                    src.dec.render(&mut src.jb, out, self.cfg.decoder_fec, &mut c);
+                    src.dec
+                        .render(&mut src.jb, out, self.cfg.decoder_fec, &mut c);
                 }
                 if std::mem::take(&mut src.fade_in) {
                     mix::fade(out, true, FADE_IN);
@@ -520,12 +571,17 @@ impl Mixer {
         let independent = self.cfg.independent_frame_on_switch;
         let mut streams = Vec::with_capacity(self.slots.len() + 1);
         let mut full_out = full_raw;
-        let (limited, full_payload) = self.full.encode(&mut full_out, independent && full_newcomer);
+        let (limited, full_payload) = self
+            .full
+            .encode(&mut full_out, independent && full_newcomer);
         self.stats.limited_frames += u64::from(limited);
         let full_stream = match &full_payload {
             Some(p) => {
                 self.stats.encodes += 1;
-                streams.push(TickStream { kind: StreamKind::FullMix, payload: p.clone() });
+                streams.push(TickStream {
+                    kind: StreamKind::FullMix,
+                    payload: p.clone(),
+                });
                 Some(0)
             }
             None => {
@@ -534,7 +590,7 @@ impl Mixer {
             }
         };
         let mut slot_stream = vec![None; self.slots.len()];
-        let history: Vec<Pcm> = self.full_history.iter().copied().collect();
+        let history = self.full_history.make_contiguous();
         for (i, out) in self.slots.iter_mut().enumerate() {
             let source = slot_states[i].source();
             let Some(source) = source.filter(|_| slot_wanted[i]) else {
@@ -543,7 +599,7 @@ impl Mixer {
             };
             let mut first = slot_newcomer[i];
             if out.encoded_for != Some(source) {
-                self.stats.warmup_encodes += out.encoder.warm_up(&history, &self.full.limiter);
+                self.stats.warmup_encodes += out.encoder.warm_up(history, &self.full.limiter);
                 first = true;
             }
             let mut mm = SILENCE;
@@ -555,7 +611,10 @@ impl Mixer {
                 Some(p) => {
                     self.stats.encodes += 1;
                     slot_stream[i] = Some(streams.len());
-                    streams.push(TickStream { kind: StreamKind::MixMinus { slot: i, source }, payload: p });
+                    streams.push(TickStream {
+                        kind: StreamKind::MixMinus { slot: i, source },
+                        payload: p,
+                    });
                 }
                 None => self.stats.encode_errors += 1,
             }
@@ -572,9 +631,17 @@ impl Mixer {
                 StreamKey::Full => full_stream,
                 StreamKey::Slot(i) => slot_stream[i],
             };
-            let timestamp = (index.wrapping_sub(l.joined).wrapping_mul(FRAME_SAMPLES as u64)) as u32;
+            let timestamp = (index
+                .wrapping_sub(l.joined)
+                .wrapping_mul(FRAME_SAMPLES as u64)) as u32;
             if let Some(stream) = stream {
-                routes.push(Route { listener: l.id, stream, seq: l.seq, timestamp, switched });
+                routes.push(Route {
+                    listener: l.id,
+                    stream,
+                    seq: l.seq,
+                    timestamp,
+                    switched,
+                });
             }
             // A failed encode still uses up a sequence number: the receiver
             // sees a loss and conceals, rather than a silent time warp.
@@ -586,7 +653,10 @@ impl Mixer {
         let program = ProgramFrame {
             rtp_timestamp: (index.wrapping_mul(FRAME_SAMPLES as u64)) as u32,
             payload: full_payload,
-            pcm: self.cfg.program_pcm.then(|| full_out.iter().map(|&x| to_i16(x)).collect()),
+            pcm: self
+                .cfg
+                .program_pcm
+                .then(|| full_out.iter().map(|&x| to_i16(x)).collect()),
         };
         Tick {
             index,
@@ -599,3 +669,12 @@ impl Mixer {
         }
     }
 }
+
+// The room core moves a room's mixer into its task and hands ticks to
+// per-receiver senders: keep both sendable.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<Mixer>();
+    assert_send_sync::<Tick>();
+};

@@ -57,11 +57,18 @@ pub struct ProgramFrame {
 /// default video selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MixerEvent {
-    TalkingStarted { source: SourceId },
-    TalkingStopped { source: SourceId },
+    TalkingStarted {
+        source: SourceId,
+    },
+    TalkingStopped {
+        source: SourceId,
+    },
     /// `current` is `None` only after the dominant speaker's source was
     /// removed and nobody else talks.
-    DominantSpeakerChanged { previous: Option<SourceId>, current: Option<SourceId> },
+    DominantSpeakerChanged {
+        previous: Option<SourceId>,
+        current: Option<SourceId>,
+    },
 }
 
 /// Output of one 20 ms tick.

@@ -56,7 +56,10 @@ pub struct AudioLevel {
 impl AudioLevel {
     /// Parses the one-byte RFC 6464 extension element (`V` bit + 7-bit level).
     pub fn from_extension_byte(b: u8) -> Self {
-        AudioLevel { dbov: b & 0x7f, voice: b & 0x80 != 0 }
+        AudioLevel {
+            dbov: b & 0x7f,
+            voice: b & 0x80 != 0,
+        }
     }
 
     pub(crate) fn is_valid(&self) -> bool {

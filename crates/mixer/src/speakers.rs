@@ -32,9 +32,14 @@ pub(crate) struct Candidate {
 pub(crate) enum SlotState {
     Free,
     /// Mixed; `since` is the tick it entered.
-    Active { source: SourceId, since: u64 },
+    Active {
+        source: SourceId,
+        since: u64,
+    },
     /// Mixed this tick with a fade-out, free the next.
-    Fading { source: SourceId },
+    Fading {
+        source: SourceId,
+    },
 }
 
 impl SlotState {
@@ -146,7 +151,7 @@ impl Selector {
 
         // Replace the quietest speaker when a waiting one is clearly louder
         // for long enough.
-        let has_free = self.slots.iter().any(|s| *s == SlotState::Free);
+        let has_free = self.slots.contains(&SlotState::Free);
         if !has_free && let Some(best) = waiting.first() {
             let weakest = self
                 .slots
@@ -188,7 +193,10 @@ impl Selector {
                 continue;
             }
             let Some(c) = next.next() else { break };
-            *s = SlotState::Active { source: c.id, since: tick };
+            *s = SlotState::Active {
+                source: c.id,
+                since: tick,
+            };
             changes.entered.push((i, c.id));
         }
         changes
@@ -258,7 +266,11 @@ mod tests {
     };
 
     fn cand(id: u64, loudness: f32) -> Candidate {
-        Candidate { id: SourceId(id), speaking: true, loudness }
+        Candidate {
+            id: SourceId(id),
+            speaking: true,
+            loudness,
+        }
     }
 
     fn run(sel: &mut Selector, tick: u64, talking: &[Candidate]) -> Changes {
@@ -301,10 +313,15 @@ mod tests {
     #[test]
     fn dominant_switches_with_hysteresis() {
         let mut sel = Selector::new(CFG);
-        let map = |v: &[Candidate]| -> HashMap<SourceId, Candidate> { v.iter().map(|c| (c.id, *c)).collect() };
+        let map = |v: &[Candidate]| -> HashMap<SourceId, Candidate> {
+            v.iter().map(|c| (c.id, *c)).collect()
+        };
         let a = [cand(1, 60.0)];
         let m = map(&a);
-        assert_eq!(sel.update_dominant(&a, |id| m.get(&id).copied()), Some(Some(SourceId(1))));
+        assert_eq!(
+            sel.update_dominant(&a, |id| m.get(&id).copied()),
+            Some(Some(SourceId(1)))
+        );
         let b = [cand(1, 60.0), cand(2, 70.0)];
         let m = map(&b);
         let mut changed = 0;
