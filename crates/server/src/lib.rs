@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod conference;
 pub mod config;
 pub mod error;
 pub mod metrics;
