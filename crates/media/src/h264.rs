@@ -227,7 +227,9 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, H264Error> {
             let _offset_for_top_to_bottom_field = r.se()?;
             let cycle = r.ue()?;
             if cycle > 255 {
-                return Err(H264Error::InvalidSps("num_ref_frames_in_pic_order_cnt_cycle > 255"));
+                return Err(H264Error::InvalidSps(
+                    "num_ref_frames_in_pic_order_cnt_cycle > 255",
+                ));
             }
             for _ in 0..cycle {
                 let _offset_for_ref_frame = r.se()?;
@@ -384,7 +386,7 @@ mod tests {
 
     #[test]
     fn parses_cropped_1080p_high_profile() {
-        let sps = crate::h264::tests_support::sps_nal(100, 1920, 1080);
+        let sps = crate::synth::sps_nal(100, 1920, 1080);
         let parsed = parse_sps(&sps).expect("valid SPS");
         assert_eq!((parsed.width, parsed.height), (1920, 1080));
         assert_eq!(parsed.profile_idc, 100);
@@ -401,7 +403,11 @@ mod tests {
     #[test]
     fn stap_a_with_sps_pps_idr() {
         let mut p = vec![0x78];
-        for nal in [SPS_640X480, &[0x68, 0xce, 0x3c, 0x80][..], &[0x65, 0xb8][..]] {
+        for nal in [
+            SPS_640X480,
+            &[0x68, 0xce, 0x3c, 0x80][..],
+            &[0x65, 0xb8][..],
+        ] {
             p.extend_from_slice(&(nal.len() as u16).to_be_bytes());
             p.extend_from_slice(nal);
         }
@@ -427,7 +433,10 @@ mod tests {
         assert_eq!(inspect_payload(&[0x78]), Err(H264Error::EmptyAggregate));
         assert_eq!(inspect_payload(&[0x78, 0]), Err(H264Error::Truncated));
         assert_eq!(inspect_payload(&[0x78, 0, 0]), Err(H264Error::ZeroSizedNal));
-        assert_eq!(inspect_payload(&[0x78, 0, 5, 0x65]), Err(H264Error::Truncated));
+        assert_eq!(
+            inspect_payload(&[0x78, 0, 5, 0x65]),
+            Err(H264Error::Truncated)
+        );
         assert_eq!(inspect_payload(&[0x79, 0]), Err(H264Error::Truncated));
         assert_eq!(inspect_payload(&[0x00]), Err(H264Error::Unsupported(0)));
         assert_eq!(inspect_payload(&[0x1f]), Err(H264Error::Unsupported(31)));
@@ -438,85 +447,5 @@ mod tests {
     #[test]
     fn removes_emulation_prevention() {
         assert_eq!(unescape(&[0, 0, 3, 1, 0, 0, 3]), vec![0, 0, 1, 0, 0]);
-    }
-}
-
-/// Builders of valid H.264 payloads, shared by this crate's tests.
-#[cfg(test)]
-pub(crate) mod tests_support {
-    /// Writes an SPS for the given profile and displayed size (frame cropping as needed).
-    pub fn sps_nal(profile_idc: u8, width: u32, height: u32) -> Vec<u8> {
-        let mut w = BitWriter::default();
-        w.bits(u64::from(profile_idc), 8);
-        w.bits(0, 8);
-        w.bits(40, 8);
-        w.ue(0); // sps id
-        if profile_idc == 100 {
-            w.ue(1); // 4:2:0
-            w.ue(0);
-            w.ue(0);
-            w.bit(false);
-            w.bit(false);
-        }
-        w.ue(0); // log2_max_frame_num_minus4
-        w.ue(0); // poc type
-        w.ue(0); // log2_max_poc_lsb_minus4
-        w.ue(1); // max_num_ref_frames
-        w.bit(false);
-        let mbs_w = width.div_ceil(16);
-        let mbs_h = height.div_ceil(16);
-        w.ue(mbs_w - 1);
-        w.ue(mbs_h - 1);
-        w.bit(true); // frame_mbs_only
-        w.bit(true); // direct_8x8
-        let crop_r = (mbs_w * 16 - width) / 2;
-        let crop_b = (mbs_h * 16 - height) / 2;
-        if crop_r + crop_b > 0 {
-            w.bit(true);
-            w.ue(0);
-            w.ue(crop_r);
-            w.ue(0);
-            w.ue(crop_b);
-        } else {
-            w.bit(false);
-        }
-        w.bit(false); // vui
-        w.bit(true); // rbsp stop bit
-        let mut out = vec![0x67];
-        out.extend(w.finish());
-        out
-    }
-
-    #[derive(Default)]
-    struct BitWriter {
-        bytes: Vec<u8>,
-        used: u32,
-    }
-
-    impl BitWriter {
-        fn bit(&mut self, b: bool) {
-            if self.used % 8 == 0 {
-                self.bytes.push(0);
-            }
-            if b {
-                let last = self.bytes.len() - 1;
-                self.bytes[last] |= 1 << (7 - self.used % 8);
-            }
-            self.used += 1;
-        }
-        fn bits(&mut self, v: u64, n: u32) {
-            for i in (0..n).rev() {
-                self.bit(v >> i & 1 == 1);
-            }
-        }
-        fn ue(&mut self, v: u32) {
-            let v = u64::from(v) + 1;
-            let len = 64 - v.leading_zeros();
-            self.bits(0, len - 1);
-            self.bits(v, len);
-        }
-        fn finish(self) -> Vec<u8> {
-            self.bytes
-        }
     }
 }

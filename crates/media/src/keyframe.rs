@@ -9,7 +9,7 @@
 
 use crate::h264::{self, H264Error};
 use crate::seq::SeqUnwrapper;
-use crate::vp8::{self, Vp8Error};
+use crate::vp8::{self, Vp8Error, Vp8Ids};
 
 /// Video codecs that can be forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +62,8 @@ pub struct PacketInfo {
     pub params: Option<VideoParams>,
     /// `params` differ from the last ones this Publication sent.
     pub params_changed: bool,
+    /// VP8 picture identifiers, to be kept continuous by the rewriter.
+    pub vp8: Option<Vp8Ids>,
 }
 
 /// Per-Publication state for [`PacketInfo`] computation.
@@ -172,6 +174,7 @@ impl FrameInspector {
                     height: h.into(),
                     profile_level_id: None,
                 });
+                info.vp8 = p.ids();
                 (p.keyframe, p.keyframe, false, params)
             }
         };
@@ -200,5 +203,121 @@ impl FrameInspector {
         if in_current_frame && let Some(frame) = self.frame.as_mut() {
             frame.slice_seen = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::sps_nal;
+
+    fn stap(nals: &[&[u8]]) -> Vec<u8> {
+        let mut p = vec![0x78];
+        for n in nals {
+            p.extend_from_slice(&(n.len() as u16).to_be_bytes());
+            p.extend_from_slice(n);
+        }
+        p
+    }
+
+    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+
+    #[test]
+    fn h264_switch_point_is_first_packet_of_keyframe() {
+        let sps = sps_nal(66, 320, 240);
+        let mut k = FrameInspector::new(Codec::H264);
+        let key = k.inspect(1, 0, &stap(&[&sps, PPS])).expect("valid");
+        assert!(key.frame_start && key.keyframe_start && key.keyframe);
+        assert!(key.params_changed);
+        assert_eq!(key.params.map(|p| (p.width, p.height)), Some((320, 240)));
+        let idr = k.inspect(2, 0, &[0x7c, 0x85, 0]).expect("valid");
+        assert!(!idr.keyframe_start && !idr.frame_start && idr.keyframe);
+        let end = k.inspect(3, 0, &[0x7c, 0x45, 0]).expect("valid");
+        assert!(!end.keyframe_start && end.keyframe);
+        let p = k.inspect(4, 3000, &[0x41, 0]).expect("valid");
+        assert!(p.frame_start && !p.keyframe_start && !p.keyframe);
+        // Same SPS again: not a change.
+        let again = k.inspect(5, 6000, &stap(&[&sps, PPS])).expect("valid");
+        assert!(again.keyframe_start && !again.params_changed);
+        let bigger = k
+            .inspect(6, 9000, &stap(&[&sps_nal(66, 1280, 720), PPS]))
+            .expect("valid");
+        assert!(bigger.params_changed);
+    }
+
+    #[test]
+    fn h264_separate_parameter_sets_and_sei_prefix() {
+        let sps = sps_nal(66, 320, 240);
+        let mut k = FrameInspector::new(Codec::H264);
+        let sei = k.inspect(10, 0, &[0x06, 5, 1, 0]).expect("valid");
+        assert!(sei.frame_start && !sei.keyframe_start);
+        let s = k.inspect(11, 0, &sps).expect("valid");
+        assert!(
+            s.keyframe_start,
+            "SPS after an SEI still starts the keyframe"
+        );
+        let pps = k.inspect(12, 0, PPS).expect("valid");
+        assert!(!pps.keyframe_start);
+        let idr = k.inspect(13, 0, &[0x65, 0]).expect("valid");
+        assert!(!idr.keyframe_start);
+    }
+
+    #[test]
+    fn h264_idr_without_parameter_sets() {
+        let mut k = FrameInspector::new(Codec::H264);
+        assert!(
+            k.inspect(1, 0, &[0x7c, 0x85, 0])
+                .expect("valid")
+                .keyframe_start
+        );
+        // A P frame whose first fragment was lost: continuation is no switch point.
+        let cont = k.inspect(5, 3000, &[0x7c, 0x05, 0]).expect("valid");
+        assert!(cont.frame_start && !cont.keyframe_start);
+    }
+
+    #[test]
+    fn h264_late_packet_is_not_a_switch_point() {
+        let sps = sps_nal(66, 320, 240);
+        let mut k = FrameInspector::new(Codec::H264);
+        k.inspect(100, 0, &[0x41, 0]).expect("valid");
+        // IDR fragment (seq 102) overtakes the STAP-A (seq 101).
+        let frag = k.inspect(102, 3000, &[0x7c, 0x05, 0]).expect("valid");
+        assert!(frag.frame_start && !frag.keyframe_start);
+        let late = k.inspect(101, 3000, &stap(&[&sps, PPS])).expect("valid");
+        assert!(!late.keyframe_start);
+        // Old retransmission of a keyframe from the past.
+        let old = k.inspect(50, 0, &stap(&[&sps, PPS])).expect("valid");
+        assert!(!old.keyframe_start);
+    }
+
+    #[test]
+    fn malformed_packet_closes_the_frame() {
+        let sps = sps_nal(66, 320, 240);
+        let mut k = FrameInspector::new(Codec::H264);
+        assert!(k.inspect(1, 0, &[0x78]).is_err());
+        let s = k.inspect(2, 0, &stap(&[&sps, PPS])).expect("valid");
+        assert!(!s.keyframe_start);
+        let next = k.inspect(3, 3000, &stap(&[&sps, PPS])).expect("valid");
+        assert!(next.keyframe_start);
+    }
+
+    #[test]
+    fn vp8_keyframes() {
+        let mut k = FrameInspector::new(Codec::Vp8);
+        let key = [
+            0x90, 0x80, 0x81, 0x00, 0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00,
+        ];
+        let info = k.inspect(7, 0, &key).expect("valid");
+        assert!(info.keyframe_start && info.params_changed);
+        assert_eq!(info.params.map(|p| (p.width, p.height)), Some((320, 240)));
+        assert_eq!(info.vp8.and_then(|v| v.picture_id), Some(0x100));
+        let cont = k
+            .inspect(8, 0, &[0x80, 0x80, 0x81, 0x00, 1, 2])
+            .expect("valid");
+        assert!(!cont.keyframe_start && cont.keyframe);
+        let inter = k
+            .inspect(9, 3000, &[0x90, 0x80, 0x81, 0x01, 0x11, 0, 0])
+            .expect("valid");
+        assert!(inter.frame_start && !inter.keyframe_start && !inter.keyframe);
     }
 }

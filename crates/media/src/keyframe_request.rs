@@ -76,7 +76,9 @@ impl KeyframeRequestThrottle {
     pub fn poll(&mut self, now: Instant) -> Option<PublicationId> {
         let min = self.min_interval;
         let (id, state) = self.states.iter_mut().find(|(_, s)| {
-            s.deferred && s.last_sent.is_none_or(|t| now.saturating_duration_since(t) >= min)
+            s.deferred
+                && s.last_sent
+                    .is_none_or(|t| now.saturating_duration_since(t) >= min)
         })?;
         state.deferred = false;
         state.last_sent = Some(now);

@@ -16,6 +16,7 @@
 //!
 //! See `docs/forwarding.md` for how switching and rewriting work.
 
+pub mod continuity;
 pub mod h264;
 pub mod ids;
 pub mod keyframe;
@@ -23,21 +24,25 @@ pub mod keyframe_request;
 pub mod netem;
 pub mod ratelimit;
 pub mod rewrite;
+pub mod room;
 pub mod router;
 pub mod rtp;
 pub mod selection;
 pub mod seq;
 pub mod switch;
+pub mod synth;
 pub mod vp8;
 
 pub use ids::{ParticipantId, PublicationId};
-pub use keyframe::{Codec, FrameInspector, PacketInfo, VideoParams};
+pub use keyframe::{Codec, FrameInspector, InspectError, PacketInfo, VideoParams};
 pub use keyframe_request::KeyframeRequestThrottle;
 pub use ratelimit::{RateLimited, TokenBucket};
-pub use rewrite::{NackTarget, Rewritten, Rewriter};
-pub use router::{Router, RouterConfig, RouterOutput};
+pub use rewrite::{NackTarget, RewriteConfig, Rewriter, Rewritten};
+pub use router::{Forward, Receiver, Router, RouterConfig, RouterError, RouterOutput, StreamInit};
 pub use rtp::{RtpError, RtpHeader};
 pub use selection::{
-    Actor, Choice, LockFallback, Role, Selection, SelectionConfig, SelectionError, SelectionEvent,
+    Actor, Choice, LockTarget, Role, Selection, SelectionConfig, SelectionError, SelectionEvent,
+    SelectionMode,
 };
 pub use switch::{SwitchConfig, SwitchOutcome, Switcher};
+pub use vp8::Vp8Ids;

@@ -15,24 +15,17 @@
 //!   of the old source, are dropped: they would collide with numbers already
 //!   used.
 //!
-//! A bounded history maps outgoing sequence numbers back to the source's
-//! originals, so a NACK from the receiver can be turned into a NACK to the
-//! right Publication.
+//! The last few epochs are remembered (bounded), so a NACK from the receiver
+//! maps back to the right Publication and original sequence number, and a
+//! retransmission of a packet sent before a switch keeps its outgoing number.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::ids::PublicationId;
 use crate::rtp::RtpHeader;
 use crate::seq::SeqUnwrapper;
-
-/// VP8 picture identifiers that the rewriter keeps continuous too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Vp8Ids {
-    pub picture_id: Option<u16>,
-    /// `true` if the picture ID uses the 15-bit form; 7-bit ones wrap at 128.
-    pub picture_id_15bit: bool,
-    pub tl0_pic_idx: Option<u8>,
-}
+use crate::vp8::Vp8Ids;
 
 /// The header to send for a forwarded packet (payload unchanged, except for
 /// VP8 identifiers, see [`crate::vp8::rewrite_descriptor`]).
@@ -57,7 +50,7 @@ pub struct RewriteConfig {
     pub clock_rate: u32,
     /// Smallest timestamp advance at a switch (one frame at 30 fps).
     pub min_switch_gap: Duration,
-    /// Packets remembered for NACK mapping (rounded up to a power of two).
+    /// How far back (in packets) NACKs are mapped and late copies forwarded.
     pub history: usize,
 }
 
@@ -77,11 +70,55 @@ struct Epoch {
     source_ssrc: u32,
     unwrapper: SeqUnwrapper,
     first_in_ext: u64,
+    /// Exclusive end of the forwarded input range once the epoch is closed.
+    end_in_ext: Option<u64>,
     /// `out_ext = in_ext + seq_offset` (may be negative).
     seq_offset: i64,
     ts_offset: u32,
     picture_id_offset: Option<u16>,
     tl0_offset: Option<u8>,
+}
+
+impl Epoch {
+    fn out_of(&self, in_ext: u64) -> Option<u64> {
+        u64::try_from(in_ext as i64 + self.seq_offset).ok()
+    }
+
+    fn first_out_ext(&self) -> Option<u64> {
+        self.out_of(self.first_in_ext)
+    }
+
+    fn contains_in(&self, in_ext: u64) -> bool {
+        in_ext >= self.first_in_ext && self.end_in_ext.is_none_or(|end| in_ext < end)
+    }
+
+    fn rewrite_vp8(
+        &mut self,
+        ids: Vp8Ids,
+        last_picture_id: Option<u16>,
+        last_tl0: Option<u8>,
+    ) -> Vp8Ids {
+        let picture_id = ids.picture_id.map(|id| {
+            let modulus: u16 = if ids.picture_id_15bit { 0x8000 } else { 0x80 };
+            let offset = *self.picture_id_offset.get_or_insert_with(|| {
+                let next = last_picture_id.map_or(id, |p| p.wrapping_add(1));
+                next.wrapping_sub(id)
+            });
+            id.wrapping_add(offset) % modulus
+        });
+        let tl0_pic_idx = ids.tl0_pic_idx.map(|idx| {
+            let offset = *self.tl0_offset.get_or_insert_with(|| {
+                let next = last_tl0.map_or(idx, |p| p.wrapping_add(1));
+                next.wrapping_sub(idx)
+            });
+            idx.wrapping_add(offset)
+        });
+        Vp8Ids {
+            picture_id,
+            picture_id_15bit: ids.picture_id_15bit,
+            tl0_pic_idx,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,13 +128,12 @@ struct LastOut {
     at: Instant,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct HistoryEntry {
-    out_ext: u64,
-    target: NackTarget,
-}
-
 /// Rewrites the packets of whichever source currently feeds one Subscription.
+///
+/// Besides the current epoch, the last few closed epochs are kept (bounded by
+/// [`MAX_EPOCHS`] and by `history` packets): they map NACKed numbers back to
+/// their source, and let retransmissions of packets already forwarded before
+/// a switch reach the receiver again under their original outgoing numbers.
 #[derive(Debug, Clone)]
 pub struct Rewriter {
     ssrc: u32,
@@ -107,9 +143,13 @@ pub struct Rewriter {
     last: Option<LastOut>,
     last_picture_id: Option<u16>,
     last_tl0: Option<u8>,
-    epoch: Option<Epoch>,
-    history: Vec<Option<HistoryEntry>>,
+    /// Oldest first; the last one is current while `active`.
+    epochs: VecDeque<Epoch>,
+    active: bool,
 }
+
+/// Closed epochs remembered for NACK mapping and retransmissions.
+pub const MAX_EPOCHS: usize = 16;
 
 /// Timestamp advances are capped well below half the u32 space so they are
 /// always read as "forward" by receivers.
@@ -124,7 +164,6 @@ impl Rewriter {
         initial_timestamp: u32,
         config: RewriteConfig,
     ) -> Self {
-        let history = config.history.max(1).next_power_of_two();
         Self {
             ssrc,
             config,
@@ -134,8 +173,8 @@ impl Rewriter {
             last: None,
             last_picture_id: None,
             last_tl0: None,
-            epoch: None,
-            history: vec![None; history],
+            epochs: VecDeque::new(),
+            active: false,
         }
     }
 
@@ -143,14 +182,18 @@ impl Rewriter {
         self.ssrc
     }
 
+    fn current(&self) -> Option<&Epoch> {
+        self.epochs.back().filter(|_| self.active)
+    }
+
     /// The Publication currently forwarded, if any.
     pub fn source(&self) -> Option<PublicationId> {
-        self.epoch.as_ref().map(|e| e.source)
+        self.current().map(|e| e.source)
     }
 
     /// The SSRC of the Publication currently forwarded, if any.
     pub fn source_ssrc(&self) -> Option<u32> {
-        self.epoch.as_ref().map(|e| e.source_ssrc)
+        self.current().map(|e| e.source_ssrc)
     }
 
     /// The sequence number of the newest packet sent, if any.
@@ -166,6 +209,7 @@ impl Rewriter {
     /// Starts forwarding `source` at `first` (a keyframe start): its packet
     /// gets the next sequence number and a timestamp after the last frame.
     pub fn start_epoch(&mut self, source: PublicationId, first: &RtpHeader, now: Instant) {
+        self.stop();
         let mut unwrapper = SeqUnwrapper::new();
         let first_in_ext = unwrapper.unwrap(u64::from(first.sequence_number));
         let out_ext = match self.last {
@@ -174,30 +218,48 @@ impl Rewriter {
         };
         let out_ts = match self.last {
             Some(l) => {
-                let gap = now.saturating_duration_since(l.at).max(self.config.min_switch_gap);
+                let gap = now
+                    .saturating_duration_since(l.at)
+                    .max(self.config.min_switch_gap);
                 let ticks = (gap.as_nanos() * u128::from(self.config.clock_rate) + 500_000_000)
                     / 1_000_000_000;
-                let ticks = u64::try_from(ticks).unwrap_or(MAX_TS_GAP).clamp(1, MAX_TS_GAP);
+                let ticks = u64::try_from(ticks)
+                    .unwrap_or(MAX_TS_GAP)
+                    .clamp(1, MAX_TS_GAP);
                 l.timestamp.wrapping_add(ticks as u32)
             }
             None => self.initial_timestamp,
         };
-        self.epoch = Some(Epoch {
+        self.epochs.push_back(Epoch {
             source,
             source_ssrc: first.ssrc,
             unwrapper,
             first_in_ext,
+            end_in_ext: None,
             seq_offset: out_ext as i64 - first_in_ext as i64,
             ts_offset: out_ts.wrapping_sub(first.timestamp),
             picture_id_offset: None,
             tl0_offset: None,
         });
+        while self.epochs.len() > MAX_EPOCHS {
+            self.epochs.pop_front();
+        }
+        self.active = true;
     }
 
-    /// Stops forwarding; later packets of any source are dropped until the
-    /// next [`Rewriter::start_epoch`].
+    /// Stops forwarding; later packets are dropped (except retransmissions of
+    /// packets already sent) until the next [`Rewriter::start_epoch`].
     pub fn stop(&mut self) {
-        self.epoch = None;
+        if !self.active {
+            return;
+        }
+        self.active = false;
+        let next_out = self.last.map_or(self.next_ext_seq, |l| l.ext_seq + 1);
+        if let Some(e) = self.epochs.back_mut() {
+            // Everything not yet sent from this source is cut off here.
+            let end = (next_out as i64 - e.seq_offset).max(e.first_in_ext as i64);
+            e.end_in_ext = Some(end as u64);
+        }
     }
 
     /// Rewrites one packet of `source`, or returns `None` if it must be dropped
@@ -209,57 +271,79 @@ impl Rewriter {
         vp8: Option<Vp8Ids>,
         now: Instant,
     ) -> Option<Rewritten> {
-        let epoch = self.epoch.as_mut()?;
-        if epoch.source != source || epoch.source_ssrc != header.ssrc {
-            return None;
-        }
-        let in_ext = epoch.unwrapper.unwrap(u64::from(header.sequence_number));
-        if in_ext < epoch.first_in_ext {
-            return None;
-        }
-        let out_ext = u64::try_from(in_ext as i64 + epoch.seq_offset).ok()?;
-        let timestamp = header.timestamp.wrapping_add(epoch.ts_offset);
-        let vp8 = vp8.map(|ids| {
-            let picture_id = ids.picture_id.map(|id| {
-                let modulus: u16 = if ids.picture_id_15bit { 0x8000 } else { 0x80 };
-                let offset = *epoch.picture_id_offset.get_or_insert_with(|| {
-                    let next = self.last_picture_id.map_or(id, |p| p.wrapping_add(1));
-                    next.wrapping_sub(id)
-                });
-                id.wrapping_add(offset) % modulus
-            });
-            let tl0_pic_idx = ids.tl0_pic_idx.map(|idx| {
-                let offset = *epoch.tl0_offset.get_or_insert_with(|| {
-                    let next = self.last_tl0.map_or(idx, |p| p.wrapping_add(1));
-                    next.wrapping_sub(idx)
-                });
-                idx.wrapping_add(offset)
-            });
-            Vp8Ids {
-                picture_id,
-                picture_id_15bit: ids.picture_id_15bit,
-                tl0_pic_idx,
-            }
-        });
-        let target = NackTarget {
-            publication: source,
-            ssrc: header.ssrc,
-            sequence_number: header.sequence_number,
-        };
-        let mask = self.history.len() - 1;
-        self.history[(out_ext as usize) & mask] = Some(HistoryEntry { out_ext, target });
-        if self.last.is_none_or(|l| out_ext > l.ext_seq) {
-            self.last = Some(LastOut {
-                ext_seq: out_ext,
-                timestamp,
-                at: now,
-            });
-            if let Some(ids) = vp8 {
-                self.last_picture_id = ids.picture_id.or(self.last_picture_id);
-                self.last_tl0 = ids.tl0_pic_idx.or(self.last_tl0);
+        let (last_pid, last_tl0) = (self.last_picture_id, self.last_tl0);
+        let active = self.active;
+        let n = self.epochs.len();
+        // Current epoch first.
+        if active
+            && let Some(e) = self.epochs.back_mut()
+            && e.source == source
+            && e.source_ssrc == header.ssrc
+        {
+            let in_ext = e.unwrapper.unwrap(u64::from(header.sequence_number));
+            if in_ext >= e.first_in_ext {
+                let out_ext = e.out_of(in_ext)?;
+                let timestamp = header.timestamp.wrapping_add(e.ts_offset);
+                let vp8 = vp8.map(|ids| e.rewrite_vp8(ids, last_pid, last_tl0));
+                if self.last.is_none_or(|l| out_ext > l.ext_seq) {
+                    self.last = Some(LastOut {
+                        ext_seq: out_ext,
+                        timestamp,
+                        at: now,
+                    });
+                    if let Some(ids) = vp8 {
+                        self.last_picture_id = ids.picture_id.or(self.last_picture_id);
+                        self.last_tl0 = ids.tl0_pic_idx.or(self.last_tl0);
+                    }
+                }
+                return Some(self.finish(header, out_ext, timestamp, vp8));
             }
         }
-        Some(Rewritten {
+        // A late copy (reordered or retransmitted) of a packet sent in an
+        // earlier epoch: same outgoing numbers as the first time.
+        let last_ext = self.last?.ext_seq;
+        let skip = usize::from(active);
+        let (out_ext, timestamp, vp8) = self
+            .epochs
+            .iter_mut()
+            .take(n - skip)
+            .rev()
+            .filter(|e| e.source == source && e.source_ssrc == header.ssrc)
+            .find_map(|e| {
+                let in_ext = e.unwrapper.peek(u64::from(header.sequence_number));
+                if !e.contains_in(in_ext) {
+                    return None;
+                }
+                let out_ext = e.out_of(in_ext)?;
+                let ts = header.timestamp.wrapping_add(e.ts_offset);
+                // Offsets are fixed once set; a closed epoch never sets new ones.
+                let vp8 = vp8.map(|ids| Vp8Ids {
+                    picture_id: ids.picture_id.zip(e.picture_id_offset).map(|(id, o)| {
+                        let modulus: u16 = if ids.picture_id_15bit { 0x8000 } else { 0x80 };
+                        id.wrapping_add(o) % modulus
+                    }),
+                    picture_id_15bit: ids.picture_id_15bit,
+                    tl0_pic_idx: ids
+                        .tl0_pic_idx
+                        .zip(e.tl0_offset)
+                        .map(|(i, o)| i.wrapping_add(o)),
+                });
+                Some((out_ext, ts, vp8))
+            })?;
+        if out_ext > last_ext || out_ext + (self.config.history as u64) <= last_ext {
+            return None;
+        }
+        Some(self.finish(header, out_ext, timestamp, vp8))
+    }
+
+    fn finish(
+        &self,
+        header: &RtpHeader,
+        out_ext: u64,
+        timestamp: u32,
+        vp8: Option<Vp8Ids>,
+    ) -> Rewritten {
+        Rewritten {
             header: RtpHeader {
                 payload_type: header.payload_type,
                 marker: header.marker,
@@ -268,20 +352,36 @@ impl Rewriter {
                 ssrc: self.ssrc,
             },
             vp8,
-        })
+        }
     }
 
     /// Maps one sequence number the receiver reported lost back to its source.
+    ///
+    /// Works for holes the switch did not create: packets lost between the
+    /// publisher and the server map back too, so the NACK reaches the
+    /// publisher. Numbers older than `history` packets are not mapped.
     pub fn lookup(&self, sequence_number: u16) -> Option<NackTarget> {
-        let last = self.last?;
+        let last = self.last?.ext_seq;
         // Extend relative to the newest packet sent: NACKs refer to the past.
-        let back = (last.ext_seq as u16).wrapping_sub(sequence_number);
-        let out_ext = last.ext_seq.checked_sub(u64::from(back))?;
-        let mask = self.history.len() - 1;
-        match self.history[(out_ext as usize) & mask] {
-            Some(e) if e.out_ext == out_ext => Some(e.target),
-            _ => None,
+        let back = (last as u16).wrapping_sub(sequence_number);
+        let out_ext = last.checked_sub(u64::from(back))?;
+        if out_ext + (self.config.history as u64) <= last {
+            return None;
         }
+        let e = self
+            .epochs
+            .iter()
+            .rev()
+            .find(|e| e.first_out_ext().is_some_and(|f| f <= out_ext))?;
+        let in_ext = u64::try_from(out_ext as i64 - e.seq_offset).ok()?;
+        if !e.contains_in(in_ext) {
+            return None;
+        }
+        Some(NackTarget {
+            publication: e.source,
+            ssrc: e.source_ssrc,
+            sequence_number: (in_ext & 0xffff) as u16,
+        })
     }
 
     /// Maps a receiver's NACK list back to (Publication, original sequence number) pairs.
@@ -325,10 +425,15 @@ mod tests {
             .collect();
         let seqs: Vec<u16> = out.iter().map(|h| h.sequence_number).collect();
         assert_eq!(seqs, vec![65534, 65535, 0, 1]);
-        assert!(out.iter().all(|h| h.ssrc == 99 && h.timestamp == u32::MAX - 1000));
+        assert!(
+            out.iter()
+                .all(|h| h.ssrc == 99 && h.timestamp == u32::MAX - 1000)
+        );
         let t1 = t0 + Duration::from_millis(100);
         r.start_epoch(B, &hdr(2, 40000, 77, false), t1);
-        let first = r.rewrite(B, &hdr(2, 40000, 77, false), None, t1).expect("fwd");
+        let first = r
+            .rewrite(B, &hdr(2, 40000, 77, false), None, t1)
+            .expect("fwd");
         assert_eq!(first.header.sequence_number, 2);
         // 100 ms at 90 kHz after the last frame, wrapping the u32.
         assert_eq!(first.header.timestamp, (u32::MAX - 1000).wrapping_add(9000));
@@ -336,10 +441,23 @@ mod tests {
         assert!(r.rewrite(A, &hdr(1, 104, 8000, false), None, t1).is_none());
         // A packet of the new source from before the switch point is dropped.
         assert!(r.rewrite(B, &hdr(2, 39999, 77, false), None, t1).is_none());
+        // A retransmission of a packet A sent before the switch keeps its number.
+        let again = r
+            .rewrite(A, &hdr(1, 102, 5000, false), None, t1)
+            .expect("late copy");
+        assert_eq!(
+            (again.header.sequence_number, again.header.timestamp),
+            (0, u32::MAX - 1000)
+        );
         // Real loss stays a gap.
-        let after_loss = r.rewrite(B, &hdr(2, 40003, 3077, true), None, t1).expect("fwd");
+        let after_loss = r
+            .rewrite(B, &hdr(2, 40003, 3077, true), None, t1)
+            .expect("fwd");
         assert_eq!(after_loss.header.sequence_number, 5);
-        assert_eq!(after_loss.header.timestamp, first.header.timestamp.wrapping_add(3000));
+        assert_eq!(
+            after_loss.header.timestamp,
+            first.header.timestamp.wrapping_add(3000)
+        );
     }
 
     #[test]
@@ -349,7 +467,10 @@ mod tests {
         r.start_epoch(A, &hdr(1, 0, 0, true), t0);
         r.rewrite(A, &hdr(1, 0, 0, true), None, t0).expect("fwd");
         r.start_epoch(B, &hdr(2, 0, 0, true), t0);
-        let h = r.rewrite(B, &hdr(2, 0, 0, true), None, t0).expect("fwd").header;
+        let h = r
+            .rewrite(B, &hdr(2, 0, 0, true), None, t0)
+            .expect("fwd")
+            .header;
         assert_eq!(h.timestamp, 3000);
         assert_eq!(h.sequence_number, 1);
     }
@@ -366,9 +487,32 @@ mod tests {
         for s in 500..505 {
             r.rewrite(B, &hdr(2, s, 0, false), None, t0);
         }
-        let mapped = r.map_nack([65531, 65535, 0, 4, 5]);
-        let got: Vec<_> = mapped.iter().map(|t| (t.publication, t.sequence_number)).collect();
+        let mapped = r.map_nack([65531, 65535, 0, 3, 4]);
+        let got: Vec<_> = mapped
+            .iter()
+            .map(|t| (t.publication, t.sequence_number))
+            .collect();
         assert_eq!(got, vec![(A, 11), (B, 500), (B, 501), (B, 504)]);
+    }
+
+    #[test]
+    fn nack_for_upstream_hole_maps_to_source() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::new(9, 0, 0, RewriteConfig::default());
+        r.start_epoch(A, &hdr(1, 65534, 0, false), t0);
+        r.rewrite(A, &hdr(1, 65534, 0, false), None, t0);
+        // 65535 and 0 never arrived from the publisher.
+        r.rewrite(A, &hdr(1, 1, 0, false), None, t0);
+        let got: Vec<u16> = r
+            .map_nack([1, 2])
+            .iter()
+            .map(|t| t.sequence_number)
+            .collect();
+        assert_eq!(got, vec![65535, 0]);
+        // Numbers never sent are not mapped.
+        assert!(r.lookup(4).is_none());
+        r.stop();
+        assert_eq!(r.lookup(2).map(|t| t.sequence_number), Some(0));
     }
 
     #[test]
@@ -403,11 +547,15 @@ mod tests {
         r.start_epoch(A, &hdr(1, 0, 0, false), t0);
         r.rewrite(A, &hdr(1, 0, 0, false), ids(0x7fff, 255), t0);
         r.start_epoch(B, &hdr(2, 0, 0, false), t0);
-        let out = r.rewrite(B, &hdr(2, 0, 0, false), ids(1234, 9), t0).expect("fwd");
+        let out = r
+            .rewrite(B, &hdr(2, 0, 0, false), ids(1234, 9), t0)
+            .expect("fwd");
         let v = out.vp8.expect("ids");
         assert_eq!(v.picture_id, Some(0));
         assert_eq!(v.tl0_pic_idx, Some(0));
-        let out = r.rewrite(B, &hdr(2, 1, 0, false), ids(1235, 10), t0).expect("fwd");
+        let out = r
+            .rewrite(B, &hdr(2, 1, 0, false), ids(1235, 10), t0)
+            .expect("fwd");
         assert_eq!(out.vp8.and_then(|v| v.picture_id), Some(1));
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::ids::PublicationId;
 use crate::keyframe::PacketInfo;
-use crate::rewrite::{NackTarget, RewriteConfig, Rewriter, Rewritten, Vp8Ids};
+use crate::rewrite::{NackTarget, RewriteConfig, Rewriter, Rewritten};
 use crate::rtp::RtpHeader;
 
 /// Tunables of a [`Switcher`].
@@ -65,10 +65,20 @@ pub struct Switcher {
 
 impl Switcher {
     /// See [`Rewriter::new`] for the meaning of the initial values.
-    pub fn new(ssrc: u32, initial_sequence_number: u16, initial_timestamp: u32, config: SwitchConfig) -> Self {
+    pub fn new(
+        ssrc: u32,
+        initial_sequence_number: u16,
+        initial_timestamp: u32,
+        config: SwitchConfig,
+    ) -> Self {
         Self {
             config,
-            rewriter: Rewriter::new(ssrc, initial_sequence_number, initial_timestamp, config.rewrite),
+            rewriter: Rewriter::new(
+                ssrc,
+                initial_sequence_number,
+                initial_timestamp,
+                config.rewrite,
+            ),
             current: None,
             pending: None,
             keyframe_requests: VecDeque::new(),
@@ -120,14 +130,12 @@ impl Switcher {
 
     /// Offers one packet of `source` to this Subscription.
     ///
-    /// `info` comes from the source's [`crate::keyframe::FrameInspector`];
-    /// `vp8` carries the VP8 picture identifiers of the packet, if any.
+    /// `info` comes from the source's [`crate::keyframe::FrameInspector`].
     pub fn handle_packet(
         &mut self,
         source: PublicationId,
         header: &RtpHeader,
         info: &PacketInfo,
-        vp8: Option<Vp8Ids>,
         now: Instant,
     ) -> SwitchOutcome {
         let mut switched = false;
@@ -137,7 +145,10 @@ impl Switcher {
             self.pending = None;
             switched = true;
         } else if self.current == Some(source)
-            && self.rewriter.source_ssrc().is_some_and(|s| s != header.ssrc)
+            && self
+                .rewriter
+                .source_ssrc()
+                .is_some_and(|s| s != header.ssrc)
         {
             // The Publication restarted with a new SSRC (e.g. renegotiation):
             // its sequence numbers are unrelated, so resync at a keyframe.
@@ -152,11 +163,13 @@ impl Switcher {
                 self.keyframe_requests.push_back(source);
             }
         }
-        if self.current != Some(source) {
-            return SwitchOutcome::Drop;
-        }
-        match self.rewriter.rewrite(source, header, vp8, now) {
-            Some(rewritten) => SwitchOutcome::Forward { rewritten, switched },
+        // Packets of other sources only pass if they are late copies of
+        // packets already sent (the rewriter knows its past epochs).
+        match self.rewriter.rewrite(source, header, info.vp8, now) {
+            Some(rewritten) => SwitchOutcome::Forward {
+                rewritten,
+                switched,
+            },
             None => SwitchOutcome::Drop,
         }
     }
@@ -173,7 +186,8 @@ impl Switcher {
 
     /// When [`Switcher::handle_timeout`] should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.map(|p| p.last_request + self.config.keyframe_retry)
+        self.pending
+            .map(|p| p.last_request + self.config.keyframe_retry)
     }
 
     /// Next Publication this Subscription wants a keyframe from (unthrottled;
@@ -192,5 +206,148 @@ impl Switcher {
     /// will be the next thing the receiver decodes.
     pub fn keyframe_source(&self) -> Option<PublicationId> {
         self.target()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: PublicationId = PublicationId(1);
+    const B: PublicationId = PublicationId(2);
+
+    fn hdr(ssrc: u32, seq: u16, ts: u32) -> RtpHeader {
+        RtpHeader {
+            payload_type: 102,
+            marker: false,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+        }
+    }
+
+    fn key() -> PacketInfo {
+        PacketInfo {
+            frame_start: true,
+            keyframe: true,
+            keyframe_start: true,
+            ..Default::default()
+        }
+    }
+
+    fn delta() -> PacketInfo {
+        PacketInfo::default()
+    }
+
+    fn forwarded(o: SwitchOutcome) -> Option<(u16, bool)> {
+        match o {
+            SwitchOutcome::Forward {
+                rewritten,
+                switched,
+            } => Some((rewritten.header.sequence_number, switched)),
+            SwitchOutcome::Drop => None,
+        }
+    }
+
+    #[test]
+    fn waits_for_keyframe_and_keeps_old_source_meanwhile() {
+        let t0 = Instant::now();
+        let mut s = Switcher::new(9, 100, 0, SwitchConfig::default());
+        s.switch_to(Some(A), t0);
+        assert_eq!(s.poll_keyframe_request(), Some(A));
+        assert_eq!(s.poll_keyframe_request(), None);
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(1, 5, 0), &delta(), t0)),
+            None
+        );
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(1, 6, 0), &key(), t0)),
+            Some((100, true))
+        );
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(1, 7, 0), &delta(), t0)),
+            Some((101, false))
+        );
+
+        s.switch_to(Some(B), t0);
+        assert_eq!(s.pending(), Some(B));
+        assert_eq!(s.poll_keyframe_request(), Some(B));
+        // B's inter frames are not forwarded, A's still are.
+        assert_eq!(
+            forwarded(s.handle_packet(B, &hdr(2, 50, 0), &delta(), t0)),
+            None
+        );
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(1, 8, 0), &delta(), t0)),
+            Some((102, false))
+        );
+        assert_eq!(
+            forwarded(s.handle_packet(B, &hdr(2, 51, 0), &key(), t0)),
+            Some((103, true))
+        );
+        assert_eq!(s.current(), Some(B));
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(1, 9, 0), &delta(), t0)),
+            None
+        );
+    }
+
+    #[test]
+    fn retries_keyframe_request() {
+        let t0 = Instant::now();
+        let mut s = Switcher::new(9, 0, 0, SwitchConfig::default());
+        s.switch_to(Some(A), t0);
+        assert_eq!(s.poll_keyframe_request(), Some(A));
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+        s.handle_timeout(t0 + Duration::from_millis(999));
+        assert_eq!(s.poll_keyframe_request(), None);
+        s.handle_timeout(t0 + Duration::from_secs(1));
+        assert_eq!(s.poll_keyframe_request(), Some(A));
+        s.handle_packet(A, &hdr(1, 0, 0), &key(), t0);
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn switching_back_cancels_pending_and_none_is_immediate() {
+        let t0 = Instant::now();
+        let mut s = Switcher::new(9, 0, 0, SwitchConfig::default());
+        s.switch_to(Some(A), t0);
+        s.handle_packet(A, &hdr(1, 0, 0), &key(), t0);
+        s.switch_to(Some(B), t0);
+        s.switch_to(Some(A), t0);
+        assert_eq!(s.pending(), None);
+        assert_eq!(s.current(), Some(A));
+        s.switch_to(None, t0);
+        assert_eq!(s.current(), None);
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(1, 1, 0), &key(), t0)),
+            None
+        );
+    }
+
+    #[test]
+    fn source_ssrc_change_resyncs_at_keyframe() {
+        let t0 = Instant::now();
+        let mut s = Switcher::new(9, 0, 0, SwitchConfig::default());
+        s.switch_to(Some(A), t0);
+        s.poll_keyframe_request();
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(1, 10, 0), &key(), t0)),
+            Some((0, true))
+        );
+        // New SSRC, unrelated numbering: dropped until its keyframe.
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(3, 9000, 0), &delta(), t0)),
+            None
+        );
+        assert_eq!(s.poll_keyframe_request(), Some(A));
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(3, 9001, 0), &key(), t0)).map(|f| f.0),
+            Some(1)
+        );
+        assert_eq!(
+            forwarded(s.handle_packet(A, &hdr(3, 9002, 0), &delta(), t0)).map(|f| f.0),
+            Some(2)
+        );
     }
 }

@@ -27,6 +27,15 @@ impl std::fmt::Display for Vp8Error {
 
 impl std::error::Error for Vp8Error {}
 
+/// VP8 picture identifiers that the rewriter keeps continuous too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp8Ids {
+    pub picture_id: Option<u16>,
+    /// `true` if the picture ID uses the 15-bit form; 7-bit ones wrap at 128.
+    pub picture_id_15bit: bool,
+    pub tl0_pic_idx: Option<u8>,
+}
+
 /// The parsed payload descriptor plus what the frame header says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vp8PayloadInfo {
@@ -61,8 +70,12 @@ pub fn inspect_payload(payload: &[u8]) -> Result<Vp8PayloadInfo, Vp8Error> {
     if first & 0x80 != 0 {
         let ext = *payload.get(pos).ok_or(Vp8Error::Truncated)?;
         pos += 1;
-        let (has_i, has_l, has_t, has_k) =
-            (ext & 0x80 != 0, ext & 0x40 != 0, ext & 0x20 != 0, ext & 0x10 != 0);
+        let (has_i, has_l, has_t, has_k) = (
+            ext & 0x80 != 0,
+            ext & 0x40 != 0,
+            ext & 0x20 != 0,
+            ext & 0x10 != 0,
+        );
         if has_i {
             let b = *payload.get(pos).ok_or(Vp8Error::Truncated)?;
             pos += 1;
@@ -103,6 +116,17 @@ pub fn inspect_payload(payload: &[u8]) -> Result<Vp8PayloadInfo, Vp8Error> {
         }
     }
     Ok(info)
+}
+
+impl Vp8PayloadInfo {
+    /// The identifiers a rewriter keeps continuous, if the packet has any.
+    pub fn ids(&self) -> Option<Vp8Ids> {
+        (self.picture_id.is_some() || self.tl0_pic_idx.is_some()).then_some(Vp8Ids {
+            picture_id: self.picture_id,
+            picture_id_15bit: self.picture_id_15bit,
+            tl0_pic_idx: self.tl0_pic_idx,
+        })
+    }
 }
 
 /// Rewrites picture ID and TL0PICIDX in place (same length, same form).
@@ -205,10 +229,13 @@ mod tests {
     fn malformed() {
         assert_eq!(inspect_payload(&[]), Err(Vp8Error::Empty));
         assert_eq!(inspect_payload(&[0x80]), Err(Vp8Error::Truncated));
-        assert_eq!(inspect_payload(&[0x90, 0x80, 0x80]), Err(Vp8Error::Truncated));
+        assert_eq!(
+            inspect_payload(&[0x90, 0x80, 0x80]),
+            Err(Vp8Error::Truncated)
+        );
         assert_eq!(inspect_payload(&[0x10]), Err(Vp8Error::Truncated));
         assert_eq!(
-            inspect_payload(&[0x10, 0x00, 0, 0, 1, 2, 3, 0, 0, 0]),
+            inspect_payload(&[0x10, 0x00, 0, 0, 1, 2, 3, 0, 0, 0, 0]),
             Err(Vp8Error::BadStartCode)
         );
     }

@@ -1,0 +1,451 @@
+//! A Room as str0m drives it: one `Rtc` per Participant around the [`Router`].
+//!
+//! Still sans-IO: the shell hands in datagrams received on the server's one
+//! UDP socket and the current time, and sends the datagrams this returns.
+//! Each Participant's `Rtc` is ICE-lite and in RTP mode, so str0m handles
+//! ICE, DTLS, SRTP, RTCP, NACK/RTX, while packets stay packets: incoming
+//! `Event::RtpPacket`s go to the Router, and its [`Forward`]s are written with
+//! `StreamTx::write_rtp` on the receiver's own video stream, on the mid the
+//! browser offered (sendrecv), so switching never renegotiates.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
+
+use crate::ids::{ParticipantId, PublicationId};
+use crate::keyframe::{Codec, VideoParams};
+use crate::netem::SeededRng;
+use crate::router::{
+    Forward, Receiver, Router, RouterConfig, RouterError, RouterOutput, StreamInit,
+};
+use crate::rtp::RtpHeader;
+use crate::selection::{Role, SelectionEvent};
+use crate::seq::SeqUnwrapper;
+
+/// Why a Room call failed.
+#[derive(Debug)]
+pub enum RoomError {
+    /// The offer is not valid SDP, or str0m refused it.
+    Sdp(String),
+    /// The server's own address cannot be a host candidate.
+    Candidate(String),
+    Rtc(RtcError),
+    Router(RouterError),
+    UnknownParticipant(ParticipantId),
+}
+
+impl std::fmt::Display for RoomError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoomError::Sdp(e) => write!(f, "invalid SDP: {e}"),
+            RoomError::Candidate(e) => write!(f, "host candidate: {e}"),
+            RoomError::Rtc(e) => write!(f, "WebRTC: {e}"),
+            RoomError::Router(e) => e.fmt(f),
+            RoomError::UnknownParticipant(p) => write!(f, "{p} is not in the room"),
+        }
+    }
+}
+
+impl std::error::Error for RoomError {}
+
+impl From<RtcError> for RoomError {
+    fn from(e: RtcError) -> Self {
+        RoomError::Rtc(e)
+    }
+}
+
+impl From<RouterError> for RoomError {
+    fn from(e: RouterError) -> Self {
+        RoomError::Router(e)
+    }
+}
+
+/// A datagram to send from the server's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// What happened in the Room, for signalling and the packager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// ICE and DTLS are up for this Participant.
+    Connected(ParticipantId),
+    /// ICE gave up; the shell should `leave` this Participant.
+    Disconnected(ParticipantId),
+    Selection(SelectionEvent),
+    ProgramVideoParams(VideoParams),
+}
+
+struct Peer {
+    rtc: Rtc,
+    timeout: Instant,
+    video_mid: Option<Mid>,
+    publication: PublicationId,
+    published: bool,
+    /// Extends the Router's 16-bit numbers for `write_rtp`, starting at ROC 0
+    /// so SRTP needs no out-of-band rollover counter.
+    out_seq: SeqUnwrapper,
+}
+
+/// The str0m-driven Room.
+pub struct Room {
+    local_addr: SocketAddr,
+    router: Router,
+    peers: BTreeMap<ParticipantId, Peer>,
+    rng: SeededRng,
+    transmits: VecDeque<Datagram>,
+    events: VecDeque<RoomEvent>,
+    next_publication: u64,
+}
+
+impl Room {
+    /// `local_addr`: the server's UDP socket (its one host candidate);
+    /// `seed`: for the outgoing streams' initial numbers.
+    pub fn new(local_addr: SocketAddr, config: RouterConfig, seed: u64) -> Self {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let mut rng = SeededRng::new(seed);
+        let program = Self::stream_init(&mut rng);
+        Self {
+            local_addr,
+            router: Router::new(config, program),
+            peers: BTreeMap::new(),
+            rng,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_publication: 1,
+        }
+    }
+
+    fn stream_init(rng: &mut SeededRng) -> StreamInit {
+        StreamInit {
+            // str0m picks the real SSRC of each send stream.
+            ssrc: rng.next_u64() as u32,
+            // Small start, far from the 16-bit wrap only by chance: any value works.
+            initial_sequence_number: rng.next_u64() as u16,
+            initial_timestamp: rng.next_u64() as u32,
+        }
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Applies a selection request (watch, lock, …) and acts on its effects.
+    pub fn with_router<T>(&mut self, now: Instant, f: impl FnOnce(&mut Router, Instant) -> T) -> T {
+        let out = f(&mut self.router, now);
+        self.pump(now);
+        out
+    }
+
+    /// Accepts a Participant's offer and returns the SDP answer.
+    pub fn join(
+        &mut self,
+        participant: ParticipantId,
+        role: Role,
+        offer: &str,
+        now: Instant,
+    ) -> Result<String, RoomError> {
+        if self.peers.contains_key(&participant) {
+            return Err(
+                RouterError::Selection(crate::selection::SelectionError::AlreadyJoined(
+                    participant,
+                ))
+                .into(),
+            );
+        }
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RoomError::Sdp(e.to_string()))?;
+        // H.264 first: browsers then send H.264, VP8 stays the fallback.
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_vp8(true)
+            .enable_opus(true, false)
+            .build(now);
+        let candidate = Candidate::host(self.local_addr, "udp")
+            .map_err(|e| RoomError::Candidate(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc.sdp_api().accept_offer(offer)?;
+        let stream = Self::stream_init(&mut self.rng);
+        self.router.join(participant, role, stream, now)?;
+        let publication = PublicationId(self.next_publication);
+        self.next_publication += 1;
+        self.peers.insert(
+            participant,
+            Peer {
+                rtc,
+                timeout: now,
+                video_mid: None,
+                publication,
+                published: false,
+                out_seq: SeqUnwrapper::new(),
+            },
+        );
+        self.pump(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Removes a Participant (socket closed, ICE failed, replaced).
+    pub fn leave(&mut self, participant: ParticipantId, now: Instant) -> Result<(), RoomError> {
+        let mut peer = self
+            .peers
+            .remove(&participant)
+            .ok_or(RoomError::UnknownParticipant(participant))?;
+        peer.rtc.disconnect();
+        self.router.leave(participant, now)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// A datagram arrived on the server's socket. Unknown senders are ignored
+    /// (browsers may send STUN before their `join` is processed).
+    pub fn handle_datagram(
+        &mut self,
+        source: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) -> Result<(), RoomError> {
+        let Ok(contents) = contents.try_into() else {
+            return Ok(());
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        );
+        if let Some(peer) = self.peers.values_mut().find(|p| p.rtc.accepts(&input)) {
+            // A broken packet from one peer must not stop the Room.
+            let _ = peer.rtc.handle_input(input);
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Drives every peer's and the Router's timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for peer in self.peers.values_mut() {
+            if peer.timeout <= now {
+                let _ = peer.rtc.handle_input(Input::Timeout(now));
+            }
+        }
+        self.router.handle_timeout(now);
+        self.pump(now);
+    }
+
+    /// When [`Room::handle_timeout`] should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .map(|p| p.timeout)
+            .chain(self.router.poll_timeout())
+            .min()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    /// Drains every `Rtc` until `Timeout` and acts on events, until quiet.
+    fn pump(&mut self, now: Instant) {
+        for _ in 0..16 {
+            let mut events = Vec::new();
+            for (id, peer) in &mut self.peers {
+                loop {
+                    match peer.rtc.poll_output() {
+                        Ok(Output::Timeout(t)) => {
+                            peer.timeout = t;
+                            break;
+                        }
+                        Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
+                            source: t.source,
+                            destination: t.destination,
+                            contents: t.contents.to_vec(),
+                        }),
+                        Ok(Output::Event(e)) => events.push((*id, e)),
+                        Err(_) => {
+                            // The peer is broken; it stays silent until it leaves.
+                            peer.timeout = now + std::time::Duration::from_secs(3600);
+                            break;
+                        }
+                    }
+                }
+            }
+            self.router_outputs();
+            if events.is_empty() {
+                return;
+            }
+            for (id, e) in events {
+                self.handle_event(id, e, now);
+            }
+        }
+    }
+
+    fn handle_event(&mut self, id: ParticipantId, event: Event, now: Instant) {
+        match event {
+            Event::Connected => self.events.push_back(RoomEvent::Connected(id)),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.events.push_back(RoomEvent::Disconnected(id));
+            }
+            Event::MediaAdded(m) if m.kind == MediaKind::Video => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.video_mid.get_or_insert(m.mid);
+                }
+            }
+            Event::RtpPacket(pkt) => self.handle_rtp(id, &pkt, now),
+            Event::KeyframeRequest(req) => {
+                let is_video = self
+                    .peers
+                    .get(&id)
+                    .is_some_and(|p| p.video_mid == Some(req.mid));
+                if is_video {
+                    let _ = self
+                        .router
+                        .handle_keyframe_request(Receiver::Participant(id), now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_rtp(&mut self, id: ParticipantId, pkt: &str0m::rtp::RtpPacket, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(mid) = peer.video_mid else { return };
+        let ssrc = pkt.header.ssrc;
+        let on_video = peer
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .is_some_and(|s| s.mid() == mid);
+        if !on_video {
+            // Audio belongs to the mixer.
+            return;
+        }
+        let publication = peer.publication;
+        if !peer.published {
+            let codec = peer
+                .rtc
+                .codec_config()
+                .find(|p| p.pt() == pkt.header.payload_type)
+                .and_then(|p| match p.spec().codec {
+                    RtcCodec::H264 => Some(Codec::H264),
+                    RtcCodec::Vp8 => Some(Codec::Vp8),
+                    _ => None,
+                });
+            let Some(codec) = codec else { return };
+            if self
+                .router
+                .publish_video(id, publication, codec, now)
+                .is_err()
+            {
+                return;
+            }
+            peer.published = true;
+        }
+        let header = RtpHeader {
+            payload_type: *pkt.header.payload_type,
+            marker: pkt.header.marker,
+            sequence_number: pkt.header.sequence_number,
+            timestamp: pkt.header.timestamp,
+            ssrc: *ssrc,
+        };
+        let Ok(forwards) = self
+            .router
+            .handle_rtp(publication, &header, &pkt.payload, now)
+        else {
+            return;
+        };
+        for f in forwards {
+            self.write(&f, &pkt.payload, now);
+        }
+    }
+
+    /// Writes one forwarded packet on the receiver's video send stream.
+    fn write(&mut self, f: &Forward, payload: &[u8], now: Instant) {
+        let Receiver::Participant(r) = f.receiver else {
+            // The Program's packets go to the packager, which is not here yet.
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&r) else {
+            return;
+        };
+        let Some(mid) = peer.video_mid else { return };
+        let Some(pt) = send_pt(&peer.rtc, mid, f.codec) else {
+            return;
+        };
+        let ext = peer.out_seq.unwrap(u64::from(f.header.sequence_number));
+        // The unwrapper starts one cycle in; SRTP wants the first ROC to be 0.
+        let seq: SeqNo = ext.saturating_sub(1 << 16).into();
+        let data = f.payload(payload).into_owned();
+        let mut api = peer.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            return;
+        };
+        stream.write_rtp(
+            RtpWrite::new(pt, seq, f.header.timestamp, now, data)
+                .marker(f.header.marker)
+                .nackable(true),
+        );
+    }
+
+    fn router_outputs(&mut self) {
+        while let Some(o) = self.router.poll_output() {
+            match o {
+                RouterOutput::RequestKeyframe { publication } => {
+                    if let Some(peer) = self
+                        .peers
+                        .values_mut()
+                        .find(|p| p.publication == publication)
+                        && let Some(mid) = peer.video_mid
+                        && let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None)
+                    {
+                        rx.request_keyframe(KeyframeRequestKind::Pli);
+                    }
+                }
+                // str0m generates NACKs for incoming streams and answers the
+                // receivers' NACKs from its RTX cache.
+                RouterOutput::Nack { .. } => {}
+                RouterOutput::ProgramVideoParams { params } => {
+                    self.events.push_back(RoomEvent::ProgramVideoParams(params));
+                }
+                RouterOutput::Selection(e) => self.events.push_back(RoomEvent::Selection(e)),
+            }
+        }
+    }
+}
+
+/// The receiver's payload type for `codec` on `mid` (H.264: packetization-mode 1).
+fn send_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+    let media = rtc.media(mid)?;
+    let remote = media.remote_pts();
+    let wanted = match codec {
+        Codec::H264 => RtcCodec::H264,
+        Codec::Vp8 => RtcCodec::Vp8,
+    };
+    rtc.codec_config()
+        .params()
+        .iter()
+        .filter(|p| remote.contains(&p.pt()) && p.spec().codec == wanted)
+        .find(|p| codec != Codec::H264 || p.spec().format.packetization_mode == Some(1))
+        .map(|p| p.pt())
+}
