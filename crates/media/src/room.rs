@@ -7,10 +7,18 @@
 //! `Event::RtpPacket`s go to the Router, and its [`Forward`]s are written with
 //! `StreamTx::write_rtp` on the receiver's own video stream, on the mid the
 //! browser offered (sendrecv), so switching never renegotiates.
+//!
+//! Audio is mixed, not forwarded: each Participant's microphone packets go
+//! into the Room's [`Mixer`], and every 20 ms tick the mix meant for each
+//! Participant (everyone but themselves) is written on the audio mid they
+//! offered. The mixer's dominant speaker drives the Router's automatic video
+//! selection.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
+
+use confcast_mixer::{AudioLevel, AudioPacket, ListenerId, Mixer, MixerConfig, MixerEvent, SourceId, Tick};
 
 use str0m::change::SdpOffer;
 use str0m::format::Codec as RtcCodec;
@@ -38,6 +46,8 @@ pub enum RoomError {
     Candidate(String),
     Rtc(RtcError),
     Router(RouterError),
+    /// The audio mixer could not be created (an Opus encoder failed).
+    Mixer(String),
     UnknownParticipant(ParticipantId),
 }
 
@@ -48,6 +58,7 @@ impl std::fmt::Display for RoomError {
             RoomError::Candidate(e) => write!(f, "host candidate: {e}"),
             RoomError::Rtc(e) => write!(f, "WebRTC: {e}"),
             RoomError::Router(e) => e.fmt(f),
+            RoomError::Mixer(e) => write!(f, "audio mixer: {e}"),
             RoomError::UnknownParticipant(p) => write!(f, "{p} is not in the room"),
         }
     }
@@ -84,23 +95,35 @@ pub enum RoomEvent {
     Disconnected(ParticipantId),
     Selection(SelectionEvent),
     ProgramVideoParams(VideoParams),
+    /// A Participant started or stopped talking (from the mixer).
+    Talking { participant: ParticipantId, talking: bool },
+    /// The loudest speaker changed.
+    DominantSpeaker(Option<ParticipantId>),
 }
 
 struct Peer {
     rtc: Rtc,
     timeout: Instant,
     video_mid: Option<Mid>,
+    audio_mid: Option<Mid>,
     publication: PublicationId,
     published: bool,
     /// Extends the Router's 16-bit numbers for `write_rtp`, starting at ROC 0
     /// so SRTP needs no out-of-band rollover counter.
     out_seq: SeqUnwrapper,
+    /// The same for the outgoing audio stream.
+    audio_out_seq: SeqUnwrapper,
+    /// Random offsets added to the mixer's per-listener numbering, which
+    /// starts at zero.
+    audio_seq_offset: u16,
+    audio_ts_offset: u32,
 }
 
 /// The str0m-driven Room.
 pub struct Room {
     local_addr: SocketAddr,
     router: Router,
+    mixer: Mixer,
     peers: BTreeMap<ParticipantId, Peer>,
     rng: SeededRng,
     transmits: VecDeque<Datagram>,
@@ -111,19 +134,27 @@ pub struct Room {
 impl Room {
     /// `local_addr`: the server's UDP socket (its one host candidate);
     /// `seed`: for the outgoing streams' initial numbers.
-    pub fn new(local_addr: SocketAddr, config: RouterConfig, seed: u64) -> Self {
+    pub fn new(
+        local_addr: SocketAddr,
+        config: RouterConfig,
+        mixer: MixerConfig,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, RoomError> {
         str0m::crypto::from_feature_flags().install_process_default();
         let mut rng = SeededRng::new(seed);
         let program = Self::stream_init(&mut rng);
-        Self {
+        let mixer = Mixer::new(mixer, now).map_err(|e| RoomError::Mixer(e.to_string()))?;
+        Ok(Self {
             local_addr,
             router: Router::new(config, program),
+            mixer,
             peers: BTreeMap::new(),
             rng,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_publication: 1,
-        }
+        })
     }
 
     fn stream_init(rng: &mut SeededRng) -> StreamInit {
@@ -138,6 +169,19 @@ impl Room {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    pub fn mixer(&self) -> &Mixer {
+        &self.mixer
+    }
+
+    /// Number of Participants with a peer connection.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
     }
 
     /// Applies a selection request (watch, lock, …) and acts on its effects.
@@ -181,15 +225,23 @@ impl Room {
         self.router.join(participant, role, stream, now)?;
         let publication = PublicationId(self.next_publication);
         self.next_publication += 1;
+        self.mixer.add_source(SourceId(participant.0));
+        self.mixer.add_listener(ListenerId(participant.0), Some(SourceId(participant.0)));
+        let audio_seq_offset = self.rng.next_u64() as u16;
+        let audio_ts_offset = self.rng.next_u64() as u32;
         self.peers.insert(
             participant,
             Peer {
                 rtc,
                 timeout: now,
                 video_mid: None,
+                audio_mid: None,
                 publication,
                 published: false,
                 out_seq: SeqUnwrapper::new(),
+                audio_out_seq: SeqUnwrapper::new(),
+                audio_seq_offset,
+                audio_ts_offset,
             },
         );
         self.pump(now);
@@ -203,21 +255,25 @@ impl Room {
             .remove(&participant)
             .ok_or(RoomError::UnknownParticipant(participant))?;
         peer.rtc.disconnect();
+        self.mixer.remove_listener(ListenerId(participant.0));
+        self.mixer.remove_source(SourceId(participant.0));
         self.router.leave(participant, now)?;
         self.pump(now);
         Ok(())
     }
 
-    /// A datagram arrived on the server's socket. Unknown senders are ignored
-    /// (browsers may send STUN before their `join` is processed).
+    /// A datagram arrived on the server's socket. Returns whether one of this
+    /// Room's peers took it; unknown senders are ignored (browsers may send
+    /// STUN before their `join` is processed, and the shell serves several
+    /// Rooms from one socket).
     pub fn handle_datagram(
         &mut self,
         source: SocketAddr,
         contents: &[u8],
         now: Instant,
-    ) -> Result<(), RoomError> {
+    ) -> Result<bool, RoomError> {
         let Ok(contents) = contents.try_into() else {
-            return Ok(());
+            return Ok(false);
         };
         let input = Input::Receive(
             now,
@@ -228,12 +284,13 @@ impl Room {
                 contents,
             },
         );
-        if let Some(peer) = self.peers.values_mut().find(|p| p.rtc.accepts(&input)) {
-            // A broken packet from one peer must not stop the Room.
-            let _ = peer.rtc.handle_input(input);
-        }
+        let Some(peer) = self.peers.values_mut().find(|p| p.rtc.accepts(&input)) else {
+            return Ok(false);
+        };
+        // A broken packet from one peer must not stop the Room.
+        let _ = peer.rtc.handle_input(input);
         self.pump(now);
-        Ok(())
+        Ok(true)
     }
 
     /// Drives every peer's and the Router's timers.
@@ -244,6 +301,9 @@ impl Room {
             }
         }
         self.router.handle_timeout(now);
+        while let Some(tick) = self.mixer.tick(now) {
+            self.deliver_audio(&tick, now);
+        }
         self.pump(now);
     }
 
@@ -253,6 +313,7 @@ impl Room {
             .values()
             .map(|p| p.timeout)
             .chain(self.router.poll_timeout())
+            .chain(Some(self.mixer.next_tick_at()))
             .min()
     }
 
@@ -305,9 +366,12 @@ impl Room {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.events.push_back(RoomEvent::Disconnected(id));
             }
-            Event::MediaAdded(m) if m.kind == MediaKind::Video => {
+            Event::MediaAdded(m) => {
                 if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.video_mid.get_or_insert(m.mid);
+                    match m.kind {
+                        MediaKind::Video => peer.video_mid.get_or_insert(m.mid),
+                        MediaKind::Audio => peer.audio_mid.get_or_insert(m.mid),
+                    };
                 }
             }
             Event::RtpPacket(pkt) => self.handle_rtp(id, &pkt, now),
@@ -330,15 +394,14 @@ impl Room {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let Some(mid) = peer.video_mid else { return };
         let ssrc = pkt.header.ssrc;
-        let on_video = peer
-            .rtc
-            .direct_api()
-            .stream_rx(&ssrc)
-            .is_some_and(|s| s.mid() == mid);
-        if !on_video {
-            // Audio belongs to the mixer.
+        let rx_mid = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+        if rx_mid.is_some() && rx_mid == peer.audio_mid {
+            self.push_audio(id, pkt, now);
+            return;
+        }
+        let Some(mid) = peer.video_mid else { return };
+        if rx_mid != Some(mid) {
             return;
         }
         let publication = peer.publication;
@@ -378,6 +441,85 @@ impl Room {
         for f in forwards {
             self.write(&f, &pkt.payload, now);
         }
+    }
+
+    /// Hands a microphone packet to the mixer. Packets that are not Opus are
+    /// dropped (and counted by the mixer as corrupt if they get that far).
+    fn push_audio(&mut self, id: ParticipantId, pkt: &str0m::rtp::RtpPacket, now: Instant) {
+        let Some(peer) = self.peers.get(&id) else { return };
+        let is_opus = peer
+            .rtc
+            .codec_config()
+            .find(|p| p.pt() == pkt.header.payload_type)
+            .is_some_and(|p| p.spec().codec == RtcCodec::Opus);
+        if !is_opus {
+            return;
+        }
+        // str0m reports the RFC 6464 level as -dBov (0 loudest, -127 silence).
+        let level = pkt.header.ext_vals.audio_level.map(|level| AudioLevel {
+            dbov: level.unsigned_abs().min(127),
+            voice: pkt.header.ext_vals.voice_activity.unwrap_or(true),
+        });
+        let packet = AudioPacket {
+            seq: pkt.header.sequence_number,
+            timestamp: pkt.header.timestamp,
+            level,
+            payload: pkt.payload.to_vec(),
+        };
+        self.mixer.push_packet(SourceId(id.0), packet, now);
+    }
+
+    /// Sends every Participant their mix from one mixer tick, and acts on the
+    /// mixer's speaker events.
+    fn deliver_audio(&mut self, tick: &Tick, now: Instant) {
+        for route in &tick.routes {
+            let Some(payload) = tick.payload(route) else { continue };
+            let Some(peer) = self.peers.get_mut(&ParticipantId(route.listener.0)) else {
+                continue;
+            };
+            let Some(mid) = peer.audio_mid else { continue };
+            let Some(pt) = peer
+                .rtc
+                .media(mid)
+                .map(|m| m.remote_pts().to_vec())
+                .and_then(|remote| {
+                    peer.rtc
+                        .codec_config()
+                        .params()
+                        .iter()
+                        .find(|p| remote.contains(&p.pt()) && p.spec().codec == RtcCodec::Opus)
+                        .map(|p| p.pt())
+                })
+            else {
+                continue;
+            };
+            let seq16 = route.seq.wrapping_add(peer.audio_seq_offset);
+            let ext = peer.audio_out_seq.unwrap(u64::from(seq16));
+            let seq: SeqNo = ext.saturating_sub(1 << 16).into();
+            let timestamp = route.timestamp.wrapping_add(peer.audio_ts_offset);
+            let mut api = peer.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
+            stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload.to_vec()).marker(route.switched).nackable(false));
+        }
+        for event in &tick.events {
+            match *event {
+                MixerEvent::TalkingStarted { source } => self
+                    .events
+                    .push_back(RoomEvent::Talking { participant: ParticipantId(source.0), talking: true }),
+                MixerEvent::TalkingStopped { source } => self
+                    .events
+                    .push_back(RoomEvent::Talking { participant: ParticipantId(source.0), talking: false }),
+                MixerEvent::DominantSpeakerChanged { current, .. } => {
+                    let speaker = current.map(|s| ParticipantId(s.0));
+                    // The speaker may have left in this same tick; then there is
+                    // simply no one to follow.
+                    let _ = self.router.set_active_speaker(speaker, now);
+                    self.events.push_back(RoomEvent::DominantSpeaker(speaker));
+                }
+            }
+        }
+        // The program audio (tick.program) goes to the broadcast packager once
+        // the streaming side exists.
     }
 
     /// Writes one forwarded packet on the receiver's video send stream.

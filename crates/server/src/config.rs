@@ -41,6 +41,15 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFCAST_SESSION_TTL", default_value_t = 30 * 24 * 3600)]
     pub session_ttl: i64,
 
+    /// UDP port for all WebRTC media (0 picks a free port).
+    #[arg(long, env = "CONFCAST_MEDIA_PORT", default_value_t = 40000)]
+    pub media_port: u16,
+
+    /// Address put in the server's ICE candidate when it differs from the
+    /// listening address (behind 1:1 NAT). Defaults to the --listen address.
+    #[arg(long, env = "CONFCAST_PUBLIC_IP")]
+    pub public_ip: Option<std::net::IpAddr>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CONFCAST_MAX_BODY", default_value_t = 64 * 1024)]
     pub max_body: usize,

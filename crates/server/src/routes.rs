@@ -25,6 +25,7 @@ use crate::web;
         (name = "users", description = "The caller and other users"),
         (name = "rooms", description = "Rooms and their members"),
         (name = "invitations", description = "Inviting users into rooms"),
+        (name = "conference", description = "Meeting in a room: signalling and the video lock"),
         (name = "operations", description = "Health, metrics and this document")))]
 struct ApiDoc;
 
@@ -48,6 +49,8 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(api::invitations::cancel))
         .routes(routes!(api::invite_links::create))
         .routes(routes!(api::invite_links::accept))
+        .routes(routes!(crate::conference::signalling::socket))
+        .routes(routes!(crate::conference::signalling::video_lock))
         .routes(routes!(openapi_json))
 }
 

@@ -9,6 +9,7 @@ use confcast_store::Store;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::conference::{self, MediaConfig};
 use crate::config::ServeArgs;
 use crate::routes::app;
 use crate::state::{AppState, Settings};
@@ -21,7 +22,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db_path = args.data.join("confcast.sqlite");
     let store = Store::open(&db_path).await.with_context(|| format!("cannot open database {}", db_path.display()))?;
     let settings = Settings { session_ttl_secs: args.session_ttl, max_body_bytes: args.max_body, ..Settings::default() };
-    let state = AppState::new(store.clone(), Clock::system(), settings);
+    let media = MediaConfig {
+        bind: SocketAddr::new(args.listen.ip(), args.media_port),
+        public_ip: args.public_ip,
+        ice_timeout: Duration::from_secs(15),
+    };
+    let conference = conference::start(media).await.with_context(|| format!("cannot open the media port {}", args.media_port))?;
+    let state = AppState::new(store.clone(), Clock::system(), settings).with_conference(conference);
 
     let purger = tokio::spawn(purge_expired(store.clone(), state.clock.clone()));
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::rate_limit::{LoginLimiter, LoginLimits};
 use crate::clock::Clock;
+use crate::conference::Conference;
 use crate::notify::Hub;
 
 /// Settings that shape request handling (from the command line or tests).
@@ -46,6 +47,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The OpenAPI document, serialised once when the router is built.
     pub openapi_json: Arc<str>,
+    /// The media side; absent in tests that need no media.
+    pub conference: Option<Conference>,
 }
 
 impl AppState {
@@ -58,6 +61,12 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: crate::metrics::handle(),
             openapi_json: Arc::from("{}"),
+            conference: None,
         }
+    }
+
+    pub fn with_conference(mut self, conference: Conference) -> AppState {
+        self.conference = Some(conference);
+        self
     }
 }

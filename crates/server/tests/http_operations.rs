@@ -30,6 +30,8 @@ const PROMISED: &[(&str, &str)] = &[
     ("post", "/api/v1/rooms/{id}/invite-links"),
     ("post", "/api/v1/invite-links/{token}/accept"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/rooms/{id}/ws"),
+    ("put", "/api/v1/rooms/{id}/video-lock"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];

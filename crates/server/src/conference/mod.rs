@@ -1,4 +1,144 @@
 //! The conference: signalling over WebSocket and the media loop around the
 //! sans-IO room cores.
+//!
+//! One task (`media_loop`) owns the server's UDP socket and every live
+//! [`confcast_media::room::Room`]; WebSocket sessions (`signalling`) talk to
+//! it through [`Conference`], a cheap handle of channels. Rooms exist in the
+//! loop only while someone is in them.
 
+mod media_loop;
 pub mod protocol;
+pub mod signalling;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use confcast_media::ParticipantId;
+use confcast_policy::Role;
+use tokio::sync::{mpsc, oneshot};
+
+pub use media_loop::start;
+use protocol::{ClientMessage, ProtocolError, ServerMessage};
+
+/// Settings of the media side.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// Where the UDP socket binds (port 0 picks a free one).
+    pub bind: SocketAddr,
+    /// The address put in the server's ICE candidate; defaults to the bound
+    /// address. Set it to the public address behind 1:1 NAT.
+    pub public_ip: Option<std::net::IpAddr>,
+    /// A participant whose ICE has not completed by then is dropped.
+    pub ice_timeout: Duration,
+}
+
+/// Who is joining, as the HTTP layer authenticated them.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+}
+
+/// What the media loop sends to one participant's WebSocket.
+#[derive(Debug)]
+pub enum Outgoing {
+    Message(ServerMessage),
+    /// The server ends this participant's conference (replaced, ICE failed);
+    /// the socket closes after the messages before it.
+    Close,
+}
+
+/// The lock state, as the REST API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockState {
+    pub locked: bool,
+    pub designated: Option<String>,
+}
+
+/// Why a lock change over REST was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockError {
+    /// Nobody is in the room's conference, so there is nothing to lock.
+    NoConference,
+    /// The designated user is not in the conference.
+    NotPresent(String),
+    Refused(ProtocolError),
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Join {
+        room: String,
+        member: Member,
+        sdp: String,
+        outbox: mpsc::Sender<Outgoing>,
+        reply: oneshot::Sender<Result<(ParticipantId, String), ProtocolError>>,
+    },
+    Request { room: String, participant: ParticipantId, message: ClientMessage },
+    Leave { room: String, participant: ParticipantId },
+    VideoLock {
+        room: String,
+        actor: Member,
+        locked: bool,
+        designated: Option<String>,
+        reply: oneshot::Sender<Result<LockState, LockError>>,
+    },
+}
+
+/// A handle on the media loop; cloning it is cheap.
+#[derive(Clone, Debug)]
+pub struct Conference {
+    commands: mpsc::Sender<Command>,
+    /// The UDP address media flows to.
+    pub media_addr: SocketAddr,
+}
+
+/// How many commands may wait for the media loop before senders wait.
+const COMMAND_QUEUE: usize = 1024;
+
+impl Conference {
+    /// Joins `member` to the room's conference with their SDP offer; returns
+    /// their participant id and the SDP answer.
+    pub async fn join(
+        &self,
+        room: &str,
+        member: Member,
+        sdp: String,
+        outbox: mpsc::Sender<Outgoing>,
+    ) -> Result<(ParticipantId, String), ProtocolError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Join { room: room.to_owned(), member, sdp, outbox, reply };
+        self.commands.send(command).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// A request from a joined participant (watch, lock, media, …); answers
+    /// arrive on their outbox.
+    pub async fn request(&self, room: &str, participant: ParticipantId, message: ClientMessage) {
+        let _ = self.commands.send(Command::Request { room: room.to_owned(), participant, message }).await;
+    }
+
+    pub async fn leave(&self, room: &str, participant: ParticipantId) {
+        let _ = self.commands.send(Command::Leave { room: room.to_owned(), participant }).await;
+    }
+
+    /// Locks (with a designated participant) or unlocks a room's video, on
+    /// behalf of a host or admin whose permission the caller has checked.
+    pub async fn video_lock(
+        &self,
+        room: &str,
+        actor: Member,
+        locked: bool,
+        designated: Option<String>,
+    ) -> Result<LockState, LockError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::VideoLock { room: room.to_owned(), actor, locked, designated, reply };
+        self.commands.send(command).await.map_err(|_| LockError::Refused(stopped()))?;
+        answer.await.map_err(|_| LockError::Refused(stopped()))?
+    }
+}
+
+fn stopped() -> ProtocolError {
+    ProtocolError::new("unavailable", "the media service is not running", None)
+}

@@ -1,0 +1,528 @@
+//! The media loop: one task owns the UDP socket and every live Room, feeds
+//! them datagrams, commands and time, and carries their outputs to the
+//! network and to the participants' WebSockets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use confcast_media::room::{Room, RoomError, RoomEvent};
+use confcast_media::selection::SelectionMode;
+use confcast_media::{Actor, Choice, ParticipantId, PublicationId, RouterConfig, RouterError, SelectionError, SelectionEvent};
+use confcast_mixer::MixerConfig;
+use confcast_policy::{allows, Action, Role};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::protocol::{ClientMessage, ProtocolError, RosterEntry, ServerMessage, VERSION};
+use super::{Command, Conference, LockError, LockState, MediaConfig, Member, Outgoing, COMMAND_QUEUE};
+
+/// Largest datagram read; WebRTC packets stay under the path MTU.
+const MAX_DATAGRAM: usize = 2048;
+/// Above this many remembered peer addresses the index is rebuilt lazily.
+const MAX_ADDRESSES: usize = 100_000;
+
+/// Binds the media socket and starts the loop.
+pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
+    let socket = UdpSocket::bind(config.bind).await?;
+    let bound = socket.local_addr()?;
+    let advertised = SocketAddr::new(config.public_ip.unwrap_or(bound.ip()), bound.port());
+    let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+    let state = Loop {
+        socket,
+        advertised,
+        ice_timeout: config.ice_timeout,
+        rooms: HashMap::new(),
+        by_address: HashMap::new(),
+        next_participant: 1,
+    };
+    tokio::spawn(state.run(receiver));
+    tracing::info!(media = %advertised, "media socket ready");
+    Ok(Conference { commands, media_addr: advertised })
+}
+
+struct Person {
+    member: Member,
+    outbox: mpsc::Sender<Outgoing>,
+    audio: bool,
+    video: bool,
+    talking: bool,
+    connected: bool,
+    joined_at: Instant,
+}
+
+struct LiveRoom {
+    room: Room,
+    people: BTreeMap<ParticipantId, Person>,
+}
+
+struct Loop {
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    ice_timeout: Duration,
+    rooms: HashMap<String, LiveRoom>,
+    /// Which room a remote address belongs to, learned from accepted packets.
+    by_address: HashMap<SocketAddr, String>,
+    next_participant: u64,
+}
+
+impl Loop {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buffer = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                received = self.socket.recv_from(&mut buffer) => match received {
+                    Ok((len, from)) => {
+                        let now = Instant::now();
+                        self.datagram(from, &buffer[..len], now);
+                    }
+                    Err(error) => tracing::debug!(%error, "media socket receive error"),
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command, Instant::now()),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(wake.into()) => self.timeouts(Instant::now()),
+            }
+            self.flush().await;
+        }
+        tracing::info!("media loop stopped");
+    }
+
+    fn next_wake(&self) -> Instant {
+        let idle = Instant::now() + Duration::from_secs(1);
+        self.rooms
+            .values()
+            .flat_map(|live| {
+                let ice = live.people.values().filter(|p| !p.connected).map(|p| p.joined_at + self.ice_timeout);
+                live.room.poll_timeout().into_iter().chain(ice)
+            })
+            .fold(idle, Instant::min)
+    }
+
+    fn datagram(&mut self, from: SocketAddr, contents: &[u8], now: Instant) {
+        if let Some(room_id) = self.by_address.get(&from) {
+            if let Some(live) = self.rooms.get_mut(room_id) {
+                if matches!(live.room.handle_datagram(from, contents, now), Ok(true)) {
+                    return;
+                }
+            }
+        }
+        // Unknown sender (or it moved rooms): ask every room. Only the first
+        // packet of each peer address takes this path.
+        let accepted_by = self
+            .rooms
+            .iter_mut()
+            .find_map(|(id, live)| matches!(live.room.handle_datagram(from, contents, now), Ok(true)).then(|| id.clone()));
+        match accepted_by {
+            Some(room_id) => {
+                if self.by_address.len() >= MAX_ADDRESSES {
+                    self.by_address.clear();
+                }
+                self.by_address.insert(from, room_id);
+            }
+            None => metrics::counter!("media_datagrams_unmatched_total").increment(1),
+        }
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for (room_id, live) in &mut self.rooms {
+            if live.room.poll_timeout().is_some_and(|t| t <= now) {
+                live.room.handle_timeout(now);
+            }
+            for (id, person) in &live.people {
+                if !person.connected && person.joined_at + self.ice_timeout <= now {
+                    expired.push((room_id.clone(), *id));
+                }
+            }
+        }
+        for (room_id, participant) in expired {
+            tracing::info!(room = %room_id, %participant, "ICE did not complete in time; dropping");
+            self.drop_participant(&room_id, participant, Some(("ice_timeout", "the media connection could not be established")), now);
+        }
+    }
+
+    fn command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Join { room, member, sdp, outbox, reply } => {
+                let result = self.join(&room, member, &sdp, outbox, now);
+                let _ = reply.send(result);
+            }
+            Command::Request { room, participant, message } => self.request(&room, participant, message, now),
+            Command::Leave { room, participant } => self.drop_participant(&room, participant, None, now),
+            Command::VideoLock { room, actor, locked, designated, reply } => {
+                let result = self.video_lock(&room, &actor, locked, designated.as_deref(), now);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        room_id: &str,
+        member: Member,
+        sdp: &str,
+        outbox: mpsc::Sender<Outgoing>,
+        now: Instant,
+    ) -> Result<(ParticipantId, String), ProtocolError> {
+        // The same user joining again (reconnect, second device) replaces
+        // the earlier peer.
+        let earlier = self
+            .rooms
+            .get(room_id)
+            .and_then(|live| live.people.iter().find(|(_, p)| p.member.username == member.username).map(|(id, _)| *id));
+        if let Some(earlier) = earlier {
+            self.drop_participant(room_id, earlier, Some(("replaced", "you joined this room again from elsewhere")), now);
+        }
+        if !self.rooms.contains_key(room_id) {
+            let seed = rand_seed();
+            let room = Room::new(self.advertised, RouterConfig::default(), MixerConfig::default(), seed, now)
+                .map_err(|e| ProtocolError::new("unavailable", format!("cannot start the room: {e}"), Some("join")))?;
+            self.rooms.insert(room_id.to_owned(), LiveRoom { room, people: BTreeMap::new() });
+            metrics::gauge!("conference_rooms").increment(1.0);
+        }
+        let participant = ParticipantId(self.next_participant);
+        self.next_participant += 1;
+        let role = media_role(member.role);
+        let Some(live) = self.rooms.get_mut(room_id) else {
+            return Err(ProtocolError::new("unavailable", "the room vanished", Some("join")));
+        };
+        let answer = match live.room.join(participant, role, sdp, now) {
+            Ok(answer) => answer,
+            Err(error) => {
+                if live.people.is_empty() {
+                    self.rooms.remove(room_id);
+                    metrics::gauge!("conference_rooms").decrement(1.0);
+                }
+                return Err(room_error(&error, "join"));
+            }
+        };
+        let username = member.username.clone();
+        let role_name = member.role.as_str().to_owned();
+        live.people.insert(
+            participant,
+            Person { member, outbox, audio: true, video: true, talking: false, connected: false, joined_at: now },
+        );
+        metrics::gauge!("conference_participants").increment(1.0);
+        tracing::info!(room = %room_id, %participant, user = %username, "joined");
+        send(live, participant, ServerMessage::Joined { version: VERSION, you: username, role: role_name, sdp: answer.clone() });
+        broadcast_roster(live);
+        send(live, participant, lock_message(live));
+        send(live, participant, selection_message(live, participant));
+        self.room_events(room_id, now);
+        Ok((participant, answer))
+    }
+
+    fn request(&mut self, room_id: &str, participant: ParticipantId, message: ClientMessage, now: Instant) {
+        let Some(live) = self.rooms.get_mut(room_id) else { return };
+        let Some(person) = live.people.get_mut(&participant) else { return };
+        let kind = message.kind();
+        let role = person.member.role;
+        let result: Result<(), ProtocolError> = match message {
+            ClientMessage::Join { .. } => Err(ProtocolError::new("already_joined", "this connection already joined", Some(kind))),
+            ClientMessage::Ping => {
+                send(live, participant, ServerMessage::Pong);
+                Ok(())
+            }
+            ClientMessage::Media { audio, video } => {
+                person.audio = audio;
+                person.video = video;
+                broadcast_roster(live);
+                Ok(())
+            }
+            ClientMessage::Leave => {
+                self.drop_participant(room_id, participant, None, now);
+                return;
+            }
+            ClientMessage::Watch { username } => {
+                let choice = match username {
+                    None => Ok(Choice::Auto),
+                    Some(name) => find(live, &name).map(Choice::Participant).ok_or_else(|| not_present(&name, kind)),
+                };
+                choice.and_then(|choice| {
+                    live.room.with_router(now, |r, now| r.watch(participant, choice, now)).map_err(|e| router_error(&e, kind))
+                })
+            }
+            ClientMessage::Lock { designated } | ClientMessage::Designate { username: designated } => {
+                let action = if kind == "lock" { Action::LockVideo } else { Action::DesignateVideo };
+                if allows(role, action) {
+                    match find(live, &designated) {
+                        Some(target) => live
+                            .room
+                            .with_router(now, |r, now| {
+                                if kind == "lock" && !r.selection().is_locked() {
+                                    r.lock(Actor::Participant(participant), target, now)
+                                } else {
+                                    r.designate(Actor::Participant(participant), target, now)
+                                }
+                            })
+                            .map_err(|e| router_error(&e, kind)),
+                        None => Err(not_present(&designated, kind)),
+                    }
+                } else {
+                    Err(ProtocolError::new("not_permitted", "only the host or an admin may do this", Some(kind)))
+                }
+            }
+            ClientMessage::Unlock => {
+                if allows(role, Action::LockVideo) {
+                    live.room.with_router(now, |r, now| r.unlock(Actor::Participant(participant), now)).map_err(|e| router_error(&e, kind))
+                } else {
+                    Err(ProtocolError::new("not_permitted", "only the host or an admin may do this", Some(kind)))
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(room = %room_id, %participant, code = error.code, "request refused");
+            send(live, participant, error.into());
+        }
+        self.room_events(room_id, now);
+    }
+
+    fn video_lock(
+        &mut self,
+        room_id: &str,
+        actor: &Member,
+        locked: bool,
+        designated: Option<&str>,
+        now: Instant,
+    ) -> Result<LockState, LockError> {
+        let live = self.rooms.get_mut(room_id).ok_or(LockError::NoConference)?;
+        // The permission was checked by the caller; act as the actor when they
+        // are present (so their rate limit applies), else as the operator.
+        let who = find(live, &actor.username).map_or(Actor::Operator, Actor::Participant);
+        let result = if locked {
+            let name = designated.ok_or_else(|| {
+                LockError::Refused(ProtocolError::new("invalid_request", "locking needs a designated participant", Some("lock")))
+            })?;
+            let target = find(live, name).ok_or_else(|| LockError::NotPresent(name.to_owned()))?;
+            live.room.with_router(now, |r, now| {
+                if r.selection().is_locked() { r.designate(who, target, now) } else { r.lock(who, target, now) }
+            })
+        } else if live.room.router().selection().is_locked() {
+            live.room.with_router(now, |r, now| r.unlock(who, now))
+        } else {
+            Ok(())
+        };
+        result.map_err(|e| LockError::Refused(router_error(&e, if locked { "lock" } else { "unlock" })))?;
+        let state = lock_state(live);
+        self.room_events(room_id, now);
+        Ok(state)
+    }
+
+    /// Removes a participant: from the Room, the roster and (when `why` is
+    /// given) with a last message before their socket is closed.
+    fn drop_participant(&mut self, room_id: &str, participant: ParticipantId, why: Option<(&'static str, &str)>, now: Instant) {
+        let Some(live) = self.rooms.get_mut(room_id) else { return };
+        if !live.people.contains_key(&participant) {
+            return;
+        }
+        let _ = live.room.leave(participant, now);
+        // Events first, while the leaver's name can still be looked up.
+        self.room_events(room_id, now);
+        let Some(live) = self.rooms.get_mut(room_id) else { return };
+        if let Some(person) = live.people.remove(&participant) {
+            metrics::gauge!("conference_participants").decrement(1.0);
+            tracing::info!(room = %room_id, %participant, user = %person.member.username, "left");
+            if let Some((code, message)) = why {
+                let notice = if code == "replaced" {
+                    ServerMessage::Notice { code, message: message.to_owned() }
+                } else {
+                    ServerMessage::Error { code, message: message.to_owned(), request: None }
+                };
+                let _ = person.outbox.try_send(Outgoing::Message(notice));
+                let _ = person.outbox.try_send(Outgoing::Close);
+            }
+        }
+        if live.people.is_empty() {
+            self.rooms.remove(room_id);
+            self.by_address.retain(|_, r| r != room_id);
+            metrics::gauge!("conference_rooms").decrement(1.0);
+        } else {
+            broadcast_roster(live);
+        }
+    }
+
+    /// Turns the Room's events into messages for its participants.
+    fn room_events(&mut self, room_id: &str, now: Instant) {
+        let mut disconnected = Vec::new();
+        {
+            let Some(live) = self.rooms.get_mut(room_id) else { return };
+            while let Some(event) = live.room.poll_event() {
+                match event {
+                    RoomEvent::Connected(p) => {
+                        if let Some(person) = live.people.get_mut(&p) {
+                            person.connected = true;
+                        }
+                    }
+                    RoomEvent::Disconnected(p) => disconnected.push(p),
+                    RoomEvent::Talking { participant, talking } => {
+                        if let Some(person) = live.people.get_mut(&participant) {
+                            person.talking = talking;
+                            let username = person.member.username.clone();
+                            broadcast(live, ServerMessage::Talking { username, talking });
+                        }
+                    }
+                    RoomEvent::DominantSpeaker(p) => {
+                        let username = p.and_then(|p| live.people.get(&p)).map(|person| person.member.username.clone());
+                        broadcast(live, ServerMessage::Dominant { username });
+                    }
+                    RoomEvent::Selection(SelectionEvent::SubscriptionChanged { receiver, .. }) => {
+                        send(live, receiver, selection_message(live, receiver));
+                    }
+                    RoomEvent::Selection(SelectionEvent::LockChanged { .. } | SelectionEvent::LockTargetChanged { .. }) => {
+                        broadcast(live, lock_message(live));
+                        let everyone: Vec<_> = live.people.keys().copied().collect();
+                        for p in everyone {
+                            send(live, p, selection_message(live, p));
+                        }
+                    }
+                    RoomEvent::Selection(SelectionEvent::DesignatedLeft { participant, .. }) => {
+                        let name = live.people.get(&participant).map_or_else(|| "the designated participant".to_owned(), |p| p.member.display_name.clone());
+                        broadcast(live, ServerMessage::Notice {
+                            code: "designated_left",
+                            message: format!("{name} left; everyone now sees the host's video"),
+                        });
+                    }
+                    // The Program feeds the broadcast packager, which is not here yet.
+                    RoomEvent::Selection(SelectionEvent::ProgramChanged { .. }) | RoomEvent::ProgramVideoParams(_) => {}
+                }
+            }
+        }
+        for p in disconnected {
+            self.drop_participant(room_id, p, Some(("ice_disconnected", "the media connection was lost")), now);
+        }
+    }
+
+    /// Sends what the Rooms want sent, and delivers their events.
+    async fn flush(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<String> = self.rooms.keys().cloned().collect();
+        for id in &ids {
+            self.room_events(id, now);
+        }
+        for live in self.rooms.values_mut() {
+            while let Some(datagram) = live.room.poll_transmit() {
+                if let Err(error) = self.socket.send_to(&datagram.contents, datagram.destination).await {
+                    tracing::debug!(%error, to = %datagram.destination, "media send failed");
+                }
+            }
+        }
+    }
+}
+
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+fn media_role(role: Role) -> confcast_media::Role {
+    match role {
+        Role::Host => confcast_media::Role::Host,
+        Role::Admin => confcast_media::Role::Admin,
+        Role::Member | Role::Stranger | Role::Anonymous => confcast_media::Role::Member,
+    }
+}
+
+fn find(live: &LiveRoom, username: &str) -> Option<ParticipantId> {
+    let username = username.to_ascii_lowercase();
+    live.people.iter().find(|(_, p)| p.member.username == username).map(|(id, _)| *id)
+}
+
+fn not_present(username: &str, kind: &str) -> ProtocolError {
+    ProtocolError::new("unknown_participant", format!("{username} is not in the conference"), Some(kind))
+}
+
+fn publisher_name(live: &LiveRoom, publication: Option<PublicationId>) -> Option<String> {
+    let publisher = live.room.router().selection().publisher_of(publication?)?;
+    live.people.get(&publisher).map(|p| p.member.username.clone())
+}
+
+fn selection_message(live: &LiveRoom, receiver: ParticipantId) -> ServerMessage {
+    let selection = live.room.router().selection();
+    let mode = match selection.mode_of(receiver) {
+        Some(SelectionMode::Chosen) => "chosen",
+        Some(SelectionMode::Locked) => "locked",
+        Some(SelectionMode::Auto) | None => "auto",
+    };
+    ServerMessage::Selection { source: publisher_name(live, selection.source_of(receiver)), mode }
+}
+
+fn lock_state(live: &LiveRoom) -> LockState {
+    let selection = live.room.router().selection();
+    let designated = match selection.lock_target() {
+        Some(confcast_media::LockTarget::Designated(p) | confcast_media::LockTarget::Host(p)) => {
+            live.people.get(&p).map(|person| person.member.username.clone())
+        }
+        _ => None,
+    };
+    LockState { locked: selection.is_locked(), designated }
+}
+
+fn lock_message(live: &LiveRoom) -> ServerMessage {
+    let state = lock_state(live);
+    ServerMessage::Lock { locked: state.locked, designated: state.designated }
+}
+
+fn broadcast_roster(live: &LiveRoom) {
+    let participants = live
+        .people
+        .values()
+        .map(|p| RosterEntry {
+            username: p.member.username.clone(),
+            display_name: p.member.display_name.clone(),
+            role: p.member.role.as_str().to_owned(),
+            audio: p.audio,
+            video: p.video,
+            talking: p.talking,
+        })
+        .collect();
+    broadcast(live, ServerMessage::Roster { participants });
+}
+
+fn broadcast(live: &LiveRoom, message: ServerMessage) {
+    for id in live.people.keys() {
+        send(live, *id, message.clone());
+    }
+}
+
+/// Queues a message for one participant. A client too slow to take its
+/// control messages loses them (counted) rather than stalling the room.
+fn send(live: &LiveRoom, to: ParticipantId, message: ServerMessage) {
+    if let Some(person) = live.people.get(&to) {
+        if person.outbox.try_send(Outgoing::Message(message)).is_err() {
+            metrics::counter!("signalling_messages_dropped_total").increment(1);
+        }
+    }
+}
+
+fn room_error(error: &RoomError, kind: &str) -> ProtocolError {
+    match error {
+        RoomError::Sdp(e) => ProtocolError::new("invalid_sdp", format!("the offer was refused: {e}"), Some(kind)),
+        RoomError::Rtc(e) => ProtocolError::new("invalid_sdp", format!("the offer was refused: {e}"), Some(kind)),
+        RoomError::Router(e) => router_error(e, kind),
+        other => ProtocolError::new("unavailable", other.to_string(), Some(kind)),
+    }
+}
+
+fn router_error(error: &RouterError, kind: &str) -> ProtocolError {
+    let RouterError::Selection(selection) = error else {
+        return ProtocolError::new("invalid_request", error.to_string(), Some(kind));
+    };
+    let code = match selection {
+        SelectionError::Locked { .. } => "locked",
+        SelectionError::RateLimited { .. } => "rate_limited",
+        SelectionError::NotPermitted => "not_permitted",
+        SelectionError::NotLocked => "not_locked",
+        SelectionError::CannotWatchSelf => "cannot_watch_self",
+        SelectionError::UnknownParticipant(_) => "unknown_participant",
+        SelectionError::AlreadyJoined(_) => "already_joined",
+        SelectionError::HostAlreadyPresent { .. } => "already_joined",
+    };
+    let message = match selection {
+        SelectionError::Locked { .. } => "the host has locked everyone's video; you cannot choose while it is locked".to_owned(),
+        other => other.to_string(),
+    };
+    ProtocolError::new(code, message, Some(kind))
+}
