@@ -15,6 +15,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use confcast_media::netem::SeededRng;
 use confcast_media::room::{Datagram, Room, RoomEvent};
+use confcast_mixer::MixerConfig;
 use confcast_media::{Choice, ParticipantId, Receiver, Role, RouterConfig};
 
 const HOST: ParticipantId = ParticipantId(1);
@@ -162,7 +163,7 @@ impl World {
         Self {
             now: t0,
             server,
-            room: Room::new(server, RouterConfig::default(), 42),
+            room: Room::new(server, RouterConfig::default(), MixerConfig::default(), 42, t0).expect("room"),
             clients: Vec::new(),
             net: VecDeque::new(),
             events: Vec::new(),
