@@ -155,6 +155,10 @@ struct World {
     clients: Vec<Client>,
     net: VecDeque<Datagram>,
     events: Vec<RoomEvent>,
+    /// Share of datagrams the network drops (both directions), with its dice.
+    loss: f64,
+    dice: SeededRng,
+    dropped: u64,
 }
 
 impl World {
@@ -167,6 +171,9 @@ impl World {
             clients: Vec::new(),
             net: VecDeque::new(),
             events: Vec::new(),
+            loss: 0.0,
+            dice: SeededRng::new(1234),
+            dropped: 0,
         }
     }
 
@@ -224,6 +231,10 @@ impl World {
                 self.events.push(e);
             }
             if let Some(d) = self.net.pop_front() {
+                if self.loss > 0.0 && (self.dice.below(1_000_000) as f64) < self.loss * 1_000_000.0 {
+                    self.dropped += 1;
+                    continue;
+                }
                 if d.destination == self.server {
                     self.room
                         .handle_datagram(d.source, &d.contents, self.now)
@@ -402,5 +413,82 @@ fn garbage_datagrams_do_not_disturb_the_room() {
     assert!(
         w.client(GUEST).received().len() > before + 40,
         "video keeps flowing"
+    );
+}
+
+#[test]
+fn lock_and_the_designated_participant_leaving_through_the_room() {
+    let t0 = Instant::now();
+    let mut w = World::new(t0);
+    w.join(HOST, Role::Host, true);
+    w.join(GUEST, Role::Member, true);
+    w.join(VIEWER, Role::Member, false);
+    w.run_until(t0 + Duration::from_secs(3));
+
+    let now = w.now;
+    w.room
+        .with_router(now, |r, now| r.lock(confcast_media::Actor::Participant(HOST), GUEST, now))
+        .expect("the host locks to the guest");
+    w.run_until(now + Duration::from_secs(2));
+    let last = *w.client(VIEWER).received().last().expect("video");
+    assert_eq!(last.0, GUEST.0, "the viewer sees the designated guest");
+
+    // The viewer's own choice is refused while locked, and nothing changes.
+    let now = w.now;
+    let refused = w.room.with_router(now, |r, now| r.watch(VIEWER, Choice::Participant(HOST), now));
+    assert!(
+        matches!(refused, Err(confcast_media::RouterError::Selection(confcast_media::SelectionError::Locked { .. }))),
+        "{refused:?}"
+    );
+    w.run_until(now + Duration::from_secs(1));
+    assert_eq!(w.client(VIEWER).received().last().expect("video").0, GUEST.0);
+
+    // The designated guest leaves: everyone falls back to the host, and is told.
+    let now = w.now;
+    w.room.leave(GUEST, now).expect("leave");
+    w.run_until(now + Duration::from_secs(2));
+    assert!(w.events.iter().any(|e| matches!(
+        e,
+        RoomEvent::Selection(confcast_media::SelectionEvent::DesignatedLeft { participant, .. }) if *participant == GUEST
+    )));
+    let received = w.client(VIEWER).received();
+    assert_eq!(received.last().expect("video").0, HOST.0, "fallback to the host");
+    assert!(received.iter().all(|r| r.3), "contiguous through lock and fallback");
+}
+
+#[test]
+fn seeded_packet_loss_is_recovered_by_nack_and_rtx() {
+    let t0 = Instant::now();
+    let mut w = World::new(t0);
+    w.join(HOST, Role::Host, true);
+    w.join(VIEWER, Role::Member, false);
+    w.run_until(t0 + Duration::from_secs(2));
+    let before = w.client(VIEWER).received().len();
+    let sent_before = w.client(HOST).frame;
+
+    // 5% of datagrams lost on every leg, publisher to server and server to viewer.
+    w.loss = 0.05;
+    w.run_until(t0 + Duration::from_secs(12));
+    w.loss = 0.0;
+    w.run_until(t0 + Duration::from_secs(13));
+
+    let sent = w.client(HOST).frame - sent_before;
+    let received = w.client(VIEWER).received();
+    let during = &received[before..];
+    eprintln!("sent {sent}, arrived {}, dropped {}", during.len(), w.dropped);
+    assert!(w.dropped > 100, "the network dropped {} datagrams", w.dropped);
+    // Without retransmission about one frame in twenty would be lost (and the
+    // rest of its group undecodable); NACK/RTX brings nearly all of them back.
+    assert!(
+        during.len() as f64 >= f64::from(sent) * 0.98,
+        "{} of {sent} frames arrived with {} datagrams dropped",
+        during.len(),
+        w.dropped
+    );
+    let contiguous = during.iter().filter(|r| r.3).count();
+    assert!(
+        contiguous as f64 >= during.len() as f64 * 0.97,
+        "{contiguous} of {} frames contiguous",
+        during.len()
     );
 }
