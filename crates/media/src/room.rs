@@ -101,6 +101,19 @@ pub enum RoomEvent {
     DominantSpeaker(Option<ParticipantId>),
 }
 
+/// The broadcast output of a Room, for the streaming side: the host's current
+/// video forwarded as RTP (already rewritten into one continuous stream) and
+/// the room's full audio mix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgramMedia {
+    Video { header: RtpHeader, codec: Codec, payload: Vec<u8> },
+    /// One 20 ms Opus frame of the full mix; `rtp_timestamp` counts at 48 kHz.
+    Audio { rtp_timestamp: u32, payload: std::sync::Arc<[u8]> },
+}
+
+/// How many program units may wait for the shell before the oldest go.
+const PROGRAM_QUEUE: usize = 2048;
+
 struct Peer {
     rtc: Rtc,
     timeout: Instant,
@@ -129,6 +142,10 @@ pub struct Room {
     transmits: VecDeque<Datagram>,
     events: VecDeque<RoomEvent>,
     next_publication: u64,
+    /// Whether the Program is on air (its media is kept for the shell).
+    program_on: bool,
+    program: VecDeque<ProgramMedia>,
+    program_dropped: u64,
 }
 
 impl Room {
@@ -154,6 +171,9 @@ impl Room {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_publication: 1,
+            program_on: false,
+            program: VecDeque::new(),
+            program_dropped: 0,
         })
     }
 
@@ -173,6 +193,38 @@ impl Room {
 
     pub fn mixer(&self) -> &Mixer {
         &self.mixer
+    }
+
+    /// Starts or stops keeping the Program's media for [`Room::poll_program`].
+    /// Starting asks the Program's source for a keyframe, so the packager
+    /// can begin at once.
+    pub fn set_program(&mut self, on: bool, now: Instant) {
+        if on && !self.program_on {
+            let _ = self.router.handle_keyframe_request(Receiver::Program, now);
+            self.pump(now);
+        }
+        self.program_on = on;
+        if !on {
+            self.program.clear();
+        }
+    }
+
+    /// The next unit of Program media, while the Program is on.
+    pub fn poll_program(&mut self) -> Option<ProgramMedia> {
+        self.program.pop_front()
+    }
+
+    /// Program units dropped because the shell did not take them in time.
+    pub fn program_dropped(&self) -> u64 {
+        self.program_dropped
+    }
+
+    fn keep_program(&mut self, media: ProgramMedia) {
+        if self.program.len() >= PROGRAM_QUEUE {
+            self.program.pop_front();
+            self.program_dropped += 1;
+        }
+        self.program.push_back(media);
     }
 
     /// Number of Participants with a peer connection.
@@ -518,14 +570,21 @@ impl Room {
                 }
             }
         }
-        // The program audio (tick.program) goes to the broadcast packager once
-        // the streaming side exists.
+        if self.program_on {
+            if let Some(payload) = &tick.program.payload {
+                let media = ProgramMedia::Audio { rtp_timestamp: tick.program.rtp_timestamp, payload: payload.clone() };
+                self.keep_program(media);
+            }
+        }
     }
 
     /// Writes one forwarded packet on the receiver's video send stream.
     fn write(&mut self, f: &Forward, payload: &[u8], now: Instant) {
         let Receiver::Participant(r) = f.receiver else {
-            // The Program's packets go to the packager, which is not here yet.
+            if self.program_on {
+                let payload = f.payload(payload).into_owned();
+                self.keep_program(ProgramMedia::Video { header: f.header, codec: f.codec, payload });
+            }
             return;
         };
         let Some(peer) = self.peers.get_mut(&r) else {

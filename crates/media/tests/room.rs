@@ -492,3 +492,55 @@ fn seeded_packet_loss_is_recovered_by_nack_and_rtx() {
         during.len()
     );
 }
+
+#[test]
+fn the_program_carries_the_hosts_view_and_the_full_mix_while_on_air() {
+    let t0 = Instant::now();
+    let mut w = World::new(t0);
+    w.join(HOST, Role::Host, true);
+    w.join(GUEST, Role::Member, true);
+    w.run_until(t0 + Duration::from_secs(2));
+    assert!(w.room.poll_program().is_none(), "nothing is kept while off air");
+
+    let now = w.now;
+    w.room.set_program(true, now);
+    w.run_until(now + Duration::from_secs(2));
+    let mut video = Vec::new();
+    let mut audio = 0;
+    while let Some(unit) = w.room.poll_program() {
+        match unit {
+            confcast_media::room::ProgramMedia::Video { header, payload, .. } => video.push((header, payload)),
+            confcast_media::room::ProgramMedia::Audio { payload, .. } => {
+                assert!(!payload.is_empty());
+                audio += 1;
+            }
+        }
+    }
+    // 2 s of 20 ms mix frames; with nobody speaking and nothing chosen the
+    // Program shows the host (docs/forwarding.md, rule 5).
+    assert!((90..=110).contains(&audio), "{audio} audio frames");
+    assert!(video.len() > 40, "{} video packets", video.len());
+    let first = confcast_media::h264::inspect_payload(&video[0].1).expect("H.264");
+    assert!(first.has_sps || first.idr_start, "the program starts at a keyframe: {first:?}");
+    let shows = |v: &[(confcast_media::RtpHeader, Vec<u8>)], who: ParticipantId| {
+        String::from_utf8_lossy(&v.last().expect("video").1).contains(&format!("p{}-frame", who.0))
+    };
+    assert!(shows(&video, HOST), "the program shows the host");
+
+    // The host locks everyone to the guest: the Program follows, seamlessly.
+    let now = w.now;
+    w.room.with_router(now, |r, now| r.lock(confcast_media::Actor::Participant(HOST), GUEST, now)).expect("lock");
+    w.run_until(now + Duration::from_secs(2));
+    while let Some(unit) = w.room.poll_program() {
+        if let confcast_media::room::ProgramMedia::Video { header, payload, .. } = unit {
+            video.push((header, payload));
+        }
+    }
+    assert!(shows(&video, GUEST), "the program shows the designated guest");
+    assert!(video.windows(2).all(|p| p[1].0.sequence_number == p[0].0.sequence_number.wrapping_add(1)), "continuous");
+
+    w.room.set_program(false, w.now);
+    let now = w.now;
+    w.run_until(now + Duration::from_secs(1));
+    assert!(w.room.poll_program().is_none(), "off air again");
+}

@@ -101,6 +101,7 @@ impl From<StoreError> for ApiError {
             StoreError::HostRoleFixed => ApiError::new(S::CONFLICT, "host_role_fixed", message),
             StoreError::NotPending => ApiError::new(S::CONFLICT, "not_pending", message),
             StoreError::Expired => ApiError::new(S::GONE, "expired", message),
+            StoreError::AlreadyLive => ApiError::new(S::CONFLICT, "already_live", message),
             StoreError::Database(_) | StoreError::Migration(_) => ApiError::internal(error),
         }
     }

@@ -22,6 +22,8 @@ pub enum StoreError {
     NotPending,
     #[error("the invite link has expired")]
     Expired,
+    #[error("the room is already on air")]
+    AlreadyLive,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

@@ -5,6 +5,7 @@
 //! without touching the HTTP layer. Every function that depends on the time
 //! takes `now` (Unix seconds) as an argument.
 
+mod broadcasts;
 mod error;
 mod invitations;
 mod invite_links;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use broadcasts::Broadcast;
 pub use confcast_policy::Role;
 pub use error::StoreError;
 pub use invitations::{Invitation, InvitationStatus};

@@ -122,3 +122,23 @@ async fn everything_survives_a_restart() {
     store.delete_session(&token).await.expect("logout");
     assert!(store.session_user(&token, NOW + 1).await.expect("lookup").is_none());
 }
+
+#[tokio::test]
+async fn one_live_broadcast_per_room_and_stale_ones_end_on_restart() {
+    let (store, _dir) = store().await;
+    let (alice, room) = store.register("alice", "Alice", "h", NOW).await.expect("alice");
+    let live = store.start_broadcast(&room.id, "Morning show", "", alice.id, NOW).await.expect("start");
+    assert_eq!(live.host.username, "alice");
+    assert_eq!(live.ended_at, None);
+    assert!(matches!(store.start_broadcast(&room.id, "Again", "", alice.id, NOW).await, Err(StoreError::AlreadyLive)));
+    assert_eq!(store.live_broadcasts().await.expect("live").len(), 1);
+    assert_eq!(store.live_broadcast(&room.id).await.expect("live").map(|b| b.id), Some(live.id.clone()));
+    let ended = store.end_broadcast(&room.id, NOW + 60).await.expect("end");
+    assert_eq!(ended.ended_at, Some(NOW + 60));
+    assert!(matches!(store.end_broadcast(&room.id, NOW + 61).await, Err(StoreError::NotFound(_))));
+    assert!(store.live_broadcasts().await.expect("live").is_empty());
+
+    store.start_broadcast(&room.id, "Evening show", "", alice.id, NOW + 100).await.expect("start again");
+    assert_eq!(store.end_stale_broadcasts(NOW + 200).await.expect("end stale"), 1);
+    assert!(store.live_broadcast(&room.id).await.expect("live").is_none());
+}
