@@ -347,14 +347,18 @@ impl Room {
 
     /// Drives every peer's and the Router's timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for peer in self.peers.values_mut() {
-            if peer.timeout <= now {
-                let _ = peer.rtc.handle_input(Input::Timeout(now));
-            }
-        }
-        self.router.handle_timeout(now);
+        // Mix first: str0m sends what `write_rtp` queued on the next Timeout
+        // input, so the mix goes out in this call, not one wake-up later.
+        let mut mixed = false;
         while let Some(tick) = self.mixer.tick(now) {
             self.deliver_audio(&tick, now);
+            mixed = true;
+        }
+        self.router.handle_timeout(now);
+        for peer in self.peers.values_mut() {
+            if mixed || peer.timeout <= now {
+                let _ = peer.rtc.handle_input(Input::Timeout(now));
+            }
         }
         self.pump(now);
     }
@@ -551,7 +555,9 @@ impl Room {
             let timestamp = route.timestamp.wrapping_add(peer.audio_ts_offset);
             let mut api = peer.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
-            stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload.to_vec()).marker(route.switched).nackable(false));
+            // The frame's nominal time, so sender reports stay right when
+            // the timer fires late.
+            stream.write_rtp(RtpWrite::new(pt, seq, timestamp, tick.at, payload.to_vec()).marker(route.switched).nackable(false));
         }
         for event in &tick.events {
             match *event {

@@ -12,6 +12,7 @@ pub mod notify;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod streaming;
 pub mod web;
 
 pub use routes::{app, openapi};

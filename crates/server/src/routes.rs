@@ -26,6 +26,7 @@ use crate::web;
         (name = "rooms", description = "Rooms and their members"),
         (name = "invitations", description = "Inviting users into rooms"),
         (name = "conference", description = "Meeting in a room: signalling and the video lock"),
+        (name = "live", description = "Broadcasting: going on air, the public directory, LL-HLS"),
         (name = "operations", description = "Health, metrics and this document")))]
 struct ApiDoc;
 
@@ -51,12 +52,19 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(api::invite_links::accept))
         .routes(routes!(crate::conference::signalling::socket))
         .routes(routes!(crate::conference::signalling::video_lock))
+        .routes(routes!(crate::streaming::on_air::put))
+        .routes(routes!(crate::streaming::directory::list))
+        .routes(routes!(crate::streaming::directory::events))
         .routes(routes!(openapi_json))
 }
 
 /// The routes outside `/api/v1` that are still part of the API.
 fn operations() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(crate::streaming::hls::multivariant))
+        .routes(routes!(crate::streaming::hls::resource))
 }
 
 /// The OpenAPI document of every API route.
@@ -76,14 +84,14 @@ pub fn app(mut state: AppState) -> Router {
     api_router
         .route("/api/v1/{*rest}", axum::routing::any(no_such_route))
         .route("/static/{*path}", get(web::asset))
-        // Pages of the client; its router decides what to show. New pages
-        // (the conference view, the public live directory and watch pages)
-        // are added here as they arrive.
+        // Pages of the client; its router decides what to show.
         .route("/", get(web::page))
         .route("/login", get(web::page))
         .route("/register", get(web::page))
         .route("/rooms/{id}", get(web::page))
         .route("/join/{token}", get(web::page))
+        .route("/live", get(web::page))
+        .route("/watch/{room}", get(web::page))
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -21,6 +21,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create data folder {}", args.data.display()))?;
     let db_path = args.data.join("confcast.sqlite");
     let store = Store::open(&db_path).await.with_context(|| format!("cannot open database {}", db_path.display()))?;
+    // No Program survives a restart: whatever was on air has ended.
+    let ended = store.end_stale_broadcasts(Clock::system().now()).await?;
+    if ended > 0 {
+        tracing::info!(ended, "ended broadcasts left over from the last run");
+    }
     let settings = Settings { session_ttl_secs: args.session_ttl, max_body_bytes: args.max_body, ..Settings::default() };
     let media = MediaConfig {
         bind: SocketAddr::new(args.listen.ip(), args.media_port),

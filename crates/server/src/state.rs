@@ -9,6 +9,7 @@ use crate::auth::rate_limit::{LoginLimiter, LoginLimits};
 use crate::clock::Clock;
 use crate::conference::Conference;
 use crate::notify::Hub;
+use crate::streaming::Streaming;
 
 /// Settings that shape request handling (from the command line or tests).
 #[derive(Clone, Debug)]
@@ -49,6 +50,8 @@ pub struct AppState {
     pub openapi_json: Arc<str>,
     /// The media side; absent in tests that need no media.
     pub conference: Option<Conference>,
+    /// Live channels and the public directory.
+    pub streaming: Arc<Streaming>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
             metrics: crate::metrics::handle(),
             openapi_json: Arc::from("{}"),
             conference: None,
+            streaming: Streaming::new(),
         }
     }
 

@@ -32,6 +32,11 @@ const PROMISED: &[(&str, &str)] = &[
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/rooms/{id}/ws"),
     ("put", "/api/v1/rooms/{id}/video-lock"),
+    ("put", "/api/v1/rooms/{id}/broadcast"),
+    ("get", "/api/v1/live"),
+    ("get", "/api/v1/live/events"),
+    ("get", "/hls/{room}/index.m3u8"),
+    ("get", "/hls/{room}/{broadcast}/{name}"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];
@@ -58,7 +63,7 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
     // Every documented operation reaches a handler (not the "no such route"
     // fallback, not 405).
     for (method, path) in documented {
-        let concrete = path.replace("{id}", "x").replace("{username}", "x").replace("{token}", "x");
+        let concrete = path.replace("{id}", "x").replace("{username}", "x").replace("{token}", "x").replace("{room}", "x").replace("{name}", "x").replace("{broadcast}", "x");
         let method: Method = method.to_uppercase().parse().unwrap();
         let reply = app.call(method.clone(), &concrete, None, None).await;
         assert_ne!(reply.code(), "no_such_route", "{method} {path}");

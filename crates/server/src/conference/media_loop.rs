@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use confcast_media::room::{Room, RoomError, RoomEvent};
+use confcast_media::room::{ProgramMedia, Room, RoomError, RoomEvent};
 use confcast_media::selection::SelectionMode;
-use confcast_media::{Actor, Choice, ParticipantId, PublicationId, RouterConfig, RouterError, SelectionError, SelectionEvent};
+use confcast_media::{
+    Actor, Choice, ParticipantId, PublicationId, Receiver, RouterConfig, RouterError, SelectionError, SelectionEvent,
+};
 use confcast_mixer::MixerConfig;
 use confcast_policy::{allows, Action, Role};
 use tokio::net::UdpSocket;
@@ -33,6 +35,7 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
         advertised,
         ice_timeout: config.ice_timeout,
         rooms: HashMap::new(),
+        programs: HashMap::new(),
         by_address: HashMap::new(),
         next_participant: 1,
     };
@@ -61,6 +64,9 @@ struct Loop {
     advertised: SocketAddr,
     ice_timeout: Duration,
     rooms: HashMap<String, LiveRoom>,
+    /// Rooms on air: where their Program goes, and the broadcast's title.
+    /// Kept here too for rooms nobody is in yet.
+    programs: HashMap<String, (mpsc::Sender<ProgramMedia>, String)>,
     /// Which room a remote address belongs to, learned from accepted packets.
     by_address: HashMap<SocketAddr, String>,
     next_participant: u64,
@@ -156,6 +162,23 @@ impl Loop {
                 let result = self.video_lock(&room, &actor, locked, designated.as_deref(), now);
                 let _ = reply.send(result);
             }
+            Command::Program { room, feed } => {
+                let title = feed.as_ref().map(|(_, title)| title.clone());
+                match feed {
+                    Some(feed) => self.programs.insert(room.clone(), feed),
+                    None => self.programs.remove(&room),
+                };
+                if let Some(live) = self.rooms.get_mut(&room) {
+                    live.room.set_program(title.is_some(), now);
+                    broadcast(live, ServerMessage::OnAir { on: title.is_some(), title });
+                }
+                self.room_events(&room, now);
+            }
+            Command::ProgramKeyframe { room } => {
+                if let Some(live) = self.rooms.get_mut(&room) {
+                    live.room.with_router(now, |r, now| r.handle_keyframe_request(Receiver::Program, now)).ok();
+                }
+            }
         }
     }
 
@@ -178,8 +201,11 @@ impl Loop {
         }
         if !self.rooms.contains_key(room_id) {
             let seed = rand_seed();
-            let room = Room::new(self.advertised, RouterConfig::default(), MixerConfig::default(), seed, now)
+            let mut room = Room::new(self.advertised, RouterConfig::default(), MixerConfig::default(), seed, now)
                 .map_err(|e| ProtocolError::new("unavailable", format!("cannot start the room: {e}"), Some("join")))?;
+            if self.programs.contains_key(room_id) {
+                room.set_program(true, now);
+            }
             self.rooms.insert(room_id.to_owned(), LiveRoom { room, people: BTreeMap::new() });
             metrics::gauge!("conference_rooms").increment(1.0);
         }
@@ -211,6 +237,9 @@ impl Loop {
         broadcast_roster(live);
         send(live, participant, lock_message(live));
         send(live, participant, selection_message(live, participant));
+        if let Some((_, title)) = self.programs.get(room_id) {
+            send(live, participant, ServerMessage::OnAir { on: true, title: Some(title.clone()) });
+        }
         self.room_events(room_id, now);
         Ok((participant, answer))
     }
@@ -236,6 +265,9 @@ impl Loop {
                 self.drop_participant(room_id, participant, None, now);
                 return;
             }
+            // Going on air involves the database; the WebSocket session
+            // handles it and never forwards it here.
+            ClientMessage::Broadcast { .. } => Ok(()),
             ClientMessage::Watch { username } => {
                 let choice = match username {
                     None => Ok(Choice::Auto),
@@ -402,7 +434,15 @@ impl Loop {
         for id in &ids {
             self.room_events(id, now);
         }
-        for live in self.rooms.values_mut() {
+        for (room_id, live) in &mut self.rooms {
+            if let Some((sink, _)) = self.programs.get(room_id) {
+                while let Some(media) = live.room.poll_program() {
+                    // A slow packager loses units (counted); the room never waits.
+                    if sink.try_send(media).is_err() {
+                        metrics::counter!("program_units_dropped_total").increment(1);
+                    }
+                }
+            }
             while let Some(datagram) = live.room.poll_transmit() {
                 if let Err(error) = self.socket.send_to(&datagram.contents, datagram.destination).await {
                     tracing::debug!(%error, to = %datagram.destination, "media send failed");

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use confcast_media::ParticipantId;
+use confcast_media::room::ProgramMedia;
 use confcast_policy::Role;
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,6 +85,11 @@ pub(crate) enum Command {
         designated: Option<String>,
         reply: oneshot::Sender<Result<LockState, LockError>>,
     },
+    /// The room goes on air (its Program into this sink, under this title)
+    /// or off air (`None`).
+    Program { room: String, feed: Option<(mpsc::Sender<ProgramMedia>, String)> },
+    /// The packager needs a keyframe of the Program's video.
+    ProgramKeyframe { room: String },
 }
 
 /// A handle on the media loop; cloning it is cheap.
@@ -136,6 +142,20 @@ impl Conference {
         let command = Command::VideoLock { room: room.to_owned(), actor, locked, designated, reply };
         self.commands.send(command).await.map_err(|_| LockError::Refused(stopped()))?;
         answer.await.map_err(|_| LockError::Refused(stopped()))?
+    }
+}
+
+impl Conference {
+    /// Starts (with the sink and title) or stops feeding the room's Program
+    /// to the streaming side; participants are told the room is on air.
+    pub async fn program(&self, room: &str, feed: Option<(mpsc::Sender<ProgramMedia>, String)>) {
+        let _ = self.commands.send(Command::Program { room: room.to_owned(), feed }).await;
+    }
+
+    /// Asks the Program's source for a keyframe; never waits (called from
+    /// the packager's feeder), a full queue just skips this request.
+    pub fn program_keyframe(&self, room: &str) {
+        let _ = self.commands.try_send(Command::ProgramKeyframe { room: room.to_owned() });
     }
 }
 

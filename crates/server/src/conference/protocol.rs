@@ -22,6 +22,8 @@ pub enum ClientMessage {
     Designate { username: String },
     Unlock,
     Media { audio: bool, video: bool },
+    /// Host/admin: go on air (with a title) or off air.
+    Broadcast { on: bool, title: Option<String>, description: Option<String> },
     Leave,
     Ping,
 }
@@ -35,6 +37,7 @@ impl ClientMessage {
             ClientMessage::Designate { .. } => "designate",
             ClientMessage::Unlock => "unlock",
             ClientMessage::Media { .. } => "media",
+            ClientMessage::Broadcast { .. } => "broadcast",
             ClientMessage::Leave => "leave",
             ClientMessage::Ping => "ping",
         }
@@ -113,6 +116,16 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         "designate" => Ok(ClientMessage::Designate { username: string("username")? }),
         "unlock" => Ok(ClientMessage::Unlock),
         "media" => Ok(ClientMessage::Media { audio: boolean("audio")?, video: boolean("video")? }),
+        "broadcast" => {
+            let text = |name: &str, max: usize| -> Result<Option<String>, ProtocolError> {
+                match field(name) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),
+                    _ => Err(ProtocolError::new("invalid_message", format!("\"{name}\" must be a string of at most {max} bytes"), Some(kind))),
+                }
+            };
+            Ok(ClientMessage::Broadcast { on: boolean("on")?, title: text("title", 400)?, description: text("description", 2000)? })
+        }
         "leave" => Ok(ClientMessage::Leave),
         "ping" => Ok(ClientMessage::Ping),
         other => Err(ProtocolError::new("unknown_type", format!("unknown message type {other:?}"), Some(other))),
@@ -141,6 +154,8 @@ pub enum ServerMessage {
     Talking { username: String, talking: bool },
     Dominant { username: Option<String> },
     Notice { code: &'static str, message: String },
+    /// The room went on air (with its title) or off air.
+    OnAir { on: bool, title: Option<String> },
     Error { code: &'static str, message: String, request: Option<String> },
     Pong,
 }
@@ -173,6 +188,10 @@ mod tests {
         assert_eq!(parse(r#"{"type":"media","audio":false,"video":true}"#), Ok(ClientMessage::Media { audio: false, video: true }));
         assert_eq!(parse(r#"{"type":"leave","extra":1}"#), Ok(ClientMessage::Leave));
         assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
+        assert_eq!(
+            parse(r#"{"type":"broadcast","on":true,"title":"Show"}"#),
+            Ok(ClientMessage::Broadcast { on: true, title: Some("Show".into()), description: None })
+        );
     }
 
     #[test]
@@ -190,6 +209,8 @@ mod tests {
         assert_eq!(code(r#"{"type":"watch","username":5}"#), "invalid_message");
         assert_eq!(code(r#"{"type":"media","audio":"yes","video":true}"#), "invalid_message");
         assert_eq!(code(r#"{"type":"lock"}"#), "invalid_message");
+        assert_eq!(code(r#"{"type":"broadcast","title":"x"}"#), "invalid_message");
+        assert_eq!(code(r#"{"type":"broadcast","on":true,"title":5}"#), "invalid_message");
         let long = format!(r#"{{"type":"watch","username":"{}"}}"#, "x".repeat(65));
         assert_eq!(code(&long), "invalid_message");
         let huge_sdp = format!(r#"{{"type":"join","version":1,"sdp":"{}"}}"#, "x".repeat(MAX_SDP_BYTES + 1));

@@ -18,6 +18,8 @@ use crate::api::authorize;
 use crate::auth::session::CurrentUser;
 use crate::error::{ApiError, ErrorBody, Json, Path};
 use crate::state::AppState;
+use crate::streaming::on_air;
+use confcast_store::UserId;
 
 /// Messages a participant's socket may queue before the room drops some.
 const OUTBOX: usize = 256;
@@ -50,10 +52,11 @@ pub async fn socket(
     let conference = state.conference.clone().ok_or_else(unavailable)?;
     let upgrade = upgrade.map_err(|_| ApiError::bad_request("this address expects a WebSocket upgrade"))?;
     let member = Member { username: me.user.username.clone(), display_name: me.user.display_name.clone(), role };
+    let user = me.user.id;
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| Session::new(conference, room, member).run(socket)))
+        .on_upgrade(move |socket| Session::new(state, conference, room, member, user).run(socket)))
 }
 
 fn unavailable() -> ApiError {
@@ -62,6 +65,8 @@ fn unavailable() -> ApiError {
 
 /// One participant's signalling connection.
 struct Session {
+    state: AppState,
+    user: UserId,
     conference: Conference,
     room: String,
     member: Member,
@@ -72,8 +77,18 @@ struct Session {
 }
 
 impl Session {
-    fn new(conference: Conference, room: String, member: Member) -> Session {
-        Session { conference, room, member, participant: None, tokens: BURST, refilled: Instant::now(), refused_in_a_row: 0 }
+    fn new(state: AppState, conference: Conference, room: String, member: Member, user: UserId) -> Session {
+        Session {
+            state,
+            user,
+            conference,
+            room,
+            member,
+            participant: None,
+            tokens: BURST,
+            refilled: Instant::now(),
+            refused_in_a_row: 0,
+        }
     }
 
     async fn run(mut self, mut socket: WebSocket) {
@@ -138,6 +153,18 @@ impl Session {
     /// (the rest arrive through the outbox).
     async fn handle(&mut self, message: ClientMessage, outbox: &mpsc::Sender<Outgoing>) -> Option<ServerMessage> {
         match (&message, self.participant) {
+            (ClientMessage::Broadcast { on, title, description }, _) => {
+                // The role is looked up again: it may have changed since the
+                // socket opened.
+                let result = match self.state.store.role_in_room(&self.room, self.user).await {
+                    Ok(role) => {
+                        on_air::set(&self.state, &self.room, self.user, role, *on, title.as_deref(), description.as_deref()).await
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                // Success is announced to everyone (`on_air`) by the room.
+                result.err().map(|e| ProtocolError::new(e.code(), e.message().to_owned(), Some("broadcast")).into())
+            }
             (ClientMessage::Join { sdp }, None) => {
                 match self.conference.join(&self.room, self.member.clone(), sdp.clone(), outbox.clone()).await {
                     Ok((participant, _answer)) => {

@@ -1,0 +1,109 @@
+//! One live broadcast on the streaming side: its packager, the signal that
+//! wakes held playlist requests, and who is watching.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use confcast_live::{LiveConfig, LivePackager};
+use confcast_store::UserRef;
+use tokio::sync::watch;
+
+/// What the directory shows about a broadcast.
+#[derive(Clone, Debug)]
+pub struct ChannelInfo {
+    pub broadcast_id: String,
+    pub room_id: String,
+    pub title: String,
+    pub description: String,
+    pub host: UserRef,
+    /// Unix seconds.
+    pub started_at: i64,
+}
+
+/// A viewer counts while their player has asked for the playlist this recently.
+const VIEWER_TTL: Duration = Duration::from_secs(15);
+/// Above this many remembered sessions, stale ones are swept on insert.
+const SWEEP_VIEWERS_ABOVE: usize = 1024;
+
+pub struct LiveChannel {
+    pub info: ChannelInfo,
+    packager: Mutex<LivePackager>,
+    /// Bumped on every packager event; held requests wait for a change.
+    version: watch::Sender<u64>,
+    viewers: Mutex<HashMap<u64, Instant>>,
+    next_session: AtomicU64,
+    /// Program units the feeder could not take in time.
+    pub dropped: AtomicU64,
+    /// Set when the broadcast is stopped: off the directory at once, while
+    /// the feeder finishes the playlist.
+    stopping: AtomicBool,
+}
+
+impl LiveChannel {
+    pub fn new(info: ChannelInfo, config: LiveConfig) -> Result<LiveChannel, String> {
+        let packager = LivePackager::new(config).map_err(|e| e.0.to_owned())?;
+        Ok(LiveChannel {
+            info,
+            packager: Mutex::new(packager),
+            version: watch::channel(0).0,
+            viewers: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(seed()),
+            dropped: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs `f` on the packager. Keep it short: requests and the feeder share it.
+    pub fn with_packager<T>(&self, f: impl FnOnce(&mut LivePackager) -> T) -> T {
+        let mut packager = self.packager.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut packager)
+    }
+
+    /// Wakes every held request to look again.
+    pub fn changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Whether the broadcast was stopped (its playlist ends, or soon will).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// A new playback session (one per player that loaded the multivariant
+    /// playlist).
+    pub fn new_session(&self) -> u64 {
+        // Spread ids so they are not trivially guessable or sequential.
+        self.next_session.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+    }
+
+    /// Notes that `session` is still playing.
+    pub fn seen(&self, session: u64, now: Instant) {
+        let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        if viewers.len() >= SWEEP_VIEWERS_ABOVE && !viewers.contains_key(&session) {
+            viewers.retain(|_, at| now.duration_since(*at) < VIEWER_TTL);
+        }
+        viewers.insert(session, now);
+    }
+
+    /// Players that asked for the playlist within the last 15 seconds.
+    pub fn viewer_count(&self, now: Instant) -> usize {
+        let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers.retain(|_, at| now.duration_since(*at) < VIEWER_TTL);
+        viewers.len()
+    }
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
