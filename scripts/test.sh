@@ -24,6 +24,7 @@ echo "== tests (inside a loopback-only network namespace)"
 export CONFCAST_BIN="$PWD/target/debug/confcast"
 unshare -n bash -euo pipefail -c '
   ip link set lo up
-  cargo test --workspace --locked --offline
-  node --test --test-concurrency=1 tests/e2e/*.test.mjs
+  # Bounded, so a hung test fails the run instead of stalling it.
+  timeout 1200 cargo test --workspace --locked --offline
+  timeout 1200 node --test --test-concurrency=1 --test-timeout=300000 tests/e2e/*.test.mjs
 '

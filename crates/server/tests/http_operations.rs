@@ -65,6 +65,13 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
     for (method, path) in documented {
         let concrete = path.replace("{id}", "x").replace("{username}", "x").replace("{token}", "x").replace("{room}", "x").replace("{name}", "x").replace("{broadcast}", "x");
         let method: Method = method.to_uppercase().parse().unwrap();
+        if concrete.ends_with("/events") {
+            // An event stream never ends: look at the status only.
+            let request = Request::builder().method(method.clone()).uri(&concrete).body(Body::empty()).unwrap();
+            let response = tower::ServiceExt::oneshot(app.router.clone(), request).await.unwrap();
+            assert!(response.status() == StatusCode::OK || response.status() == StatusCode::UNAUTHORIZED, "{method} {path}");
+            continue;
+        }
         let reply = app.call(method.clone(), &concrete, None, None).await;
         assert_ne!(reply.code(), "no_such_route", "{method} {path}");
         assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
