@@ -5,133 +5,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::*;
-use confcast_server::conference::{self, MediaConfig};
+use common::live::*;
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::{json, Value};
-use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::{TcpListener, UdpSocket};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The app with a media loop, served on a loopback port.
-async fn live_app() -> (TestApp, SocketAddr) {
-    let mut app = test_app().await;
-    let media = MediaConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_ip: None,
-        ice_timeout: Duration::from_secs(3),
-    };
-    let conference = conference::start(media).await.unwrap();
-    app.state = app.state.clone().with_conference(conference);
-    app.router = confcast_server::app(app.state.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, service).await });
-    (app, addr)
-}
-
-async fn connect(addr: SocketAddr, room: &str, token: Option<&str>) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut request = format!("ws://{addr}/api/v1/rooms/{room}/ws").into_client_request().unwrap();
-    if let Some(token) = token {
-        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request).await.map(|(socket, _)| socket)
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket.send(Message::Text(message.to_string().into())).await.unwrap();
-}
-
-/// The next message of `kind`, skipping others.
-async fn expect(socket: &mut Socket, kind: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next()).await.unwrap_or_else(|_| panic!("no {kind} in time"));
-        match frame {
-            Some(Ok(Message::Text(text))) => {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                if value["type"] == kind {
-                    return value;
-                }
-            }
-            Some(Ok(Message::Close(_))) | None => panic!("socket closed while waiting for {kind}"),
-            _ => {}
-        }
-    }
-}
-
-/// A browser-like WebRTC client: audio + video sendrecv, over a real UDP socket.
-struct Peer {
-    rtc: Rtc,
-    udp: UdpSocket,
-    local: SocketAddr,
-}
-
-impl Peer {
-    async fn offer() -> (Peer, String, str0m::change::SdpPendingOffer) {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let local = udp.local_addr().unwrap();
-        let mut rtc = Rtc::builder().build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-        let mut change = rtc.sdp_api();
-        change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        change.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
-        (Peer { rtc, udp, local }, offer.to_sdp_string(), pending)
-    }
-
-    /// Drives the peer until it reports `Connected` (or the time runs out).
-    async fn connect(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        let mut buffer = vec![0u8; 2048];
-        while Instant::now() < deadline {
-            let timeout = loop {
-                match self.rtc.poll_output().unwrap() {
-                    Output::Timeout(t) => break t,
-                    Output::Transmit(t) => {
-                        self.udp.send_to(&t.contents, t.destination).await.unwrap();
-                    }
-                    Output::Event(Event::Connected) => return true,
-                    Output::Event(_) => {}
-                }
-            };
-            let wait = timeout.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
-            match tokio::time::timeout(wait, self.udp.recv_from(&mut buffer)).await {
-                Ok(Ok((n, from))) => {
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive { proto: Protocol::Udp, source: from, destination: self.local, contents: buffer[..n].try_into().unwrap() },
-                    );
-                    self.rtc.handle_input(input).unwrap();
-                }
-                _ => self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap(),
-            }
-        }
-        false
-    }
-}
-
-/// Joins over `socket` with a fresh client peer and completes ICE + DTLS.
-async fn join(socket: &mut Socket) -> (Peer, Value) {
-    let (mut peer, offer, pending) = Peer::offer().await;
-    send(socket, json!({"type": "join", "version": 1, "sdp": offer})).await;
-    let joined = expect(socket, "joined").await;
-    let answer = SdpAnswer::from_sdp_string(joined["sdp"].as_str().unwrap()).unwrap();
-    peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-    assert!(peer.connect(Duration::from_secs(10)).await, "ICE and DTLS complete over the media port");
-    (peer, joined)
-}
 
 #[tokio::test]
 async fn only_members_get_a_socket() {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod live;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -32,6 +34,7 @@ pub struct Reply {
     pub headers: HeaderMap,
     pub body: Value,
     pub text: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -86,7 +89,7 @@ impl TestApp {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply { status, headers, body, text, bytes: bytes.to_vec() }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
