@@ -14,7 +14,8 @@
 //! offered. The mixer's dominant speaker drives the Router's automatic video
 //! selection.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -117,8 +118,15 @@ const PROGRAM_QUEUE: usize = 2048;
 struct Peer {
     rtc: Rtc,
     timeout: Instant,
+    /// Queued in `Room::dirty`: its output must be drained.
+    dirty: bool,
     video_mid: Option<Mid>,
     audio_mid: Option<Mid>,
+    /// Payload types to send with, found once per peer (negotiation does
+    /// not change without a renegotiation, which this server never does).
+    audio_pt: Option<Pt>,
+    h264_pt: Option<Pt>,
+    vp8_pt: Option<Pt>,
     publication: PublicationId,
     published: bool,
     /// Extends the Router's 16-bit numbers for `write_rtp`, starting at ROC 0
@@ -138,6 +146,14 @@ pub struct Room {
     router: Router,
     mixer: Mixer,
     peers: BTreeMap<ParticipantId, Peer>,
+    /// Peers whose output must be drained: only those touched by an input,
+    /// so one packet costs the peers it concerns, not the whole room.
+    dirty: Vec<ParticipantId>,
+    /// Every peer's next timeout, earliest first (stale entries are skipped
+    /// lazily), so timers cost O(log n) instead of a scan of the room.
+    timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
+    /// The peer each remote address belongs to, learned from its packets.
+    by_addr: HashMap<SocketAddr, ParticipantId>,
     rng: SeededRng,
     transmits: VecDeque<Datagram>,
     events: VecDeque<RoomEvent>,
@@ -167,6 +183,9 @@ impl Room {
             router: Router::new(config, program),
             mixer,
             peers: BTreeMap::new(),
+            dirty: Vec::new(),
+            timers: BinaryHeap::new(),
+            by_addr: HashMap::new(),
             rng,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -286,8 +305,12 @@ impl Room {
             Peer {
                 rtc,
                 timeout: now,
+                dirty: false,
                 video_mid: None,
                 audio_mid: None,
+                audio_pt: None,
+                h264_pt: None,
+                vp8_pt: None,
                 publication,
                 published: false,
                 out_seq: SeqUnwrapper::new(),
@@ -296,6 +319,7 @@ impl Room {
                 audio_ts_offset,
             },
         );
+        self.touch(participant);
         self.pump(now);
         Ok(answer.to_sdp_string())
     }
@@ -307,6 +331,8 @@ impl Room {
             .remove(&participant)
             .ok_or(RoomError::UnknownParticipant(participant))?;
         peer.rtc.disconnect();
+        self.by_addr.retain(|_, p| *p != participant);
+        self.dirty.retain(|p| *p != participant);
         self.mixer.remove_listener(ListenerId(participant.0));
         self.mixer.remove_source(SourceId(participant.0));
         self.router.leave(participant, now)?;
@@ -336,11 +362,27 @@ impl Room {
                 contents,
             },
         );
-        let Some(peer) = self.peers.values_mut().find(|p| p.rtc.accepts(&input)) else {
-            return Ok(false);
+        let known = self
+            .by_addr
+            .get(&source)
+            .copied()
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)));
+        let id = match known {
+            Some(id) => id,
+            // First packet from this address (or the peer moved): ask each.
+            None => match self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)) {
+                Some((id, _)) => {
+                    self.by_addr.insert(source, *id);
+                    *id
+                }
+                None => return Ok(false),
+            },
         };
-        // A broken packet from one peer must not stop the Room.
-        let _ = peer.rtc.handle_input(input);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            // A broken packet from one peer must not stop the Room.
+            let _ = peer.rtc.handle_input(input);
+        }
+        self.touch(id);
         self.pump(now);
         Ok(true)
     }
@@ -349,28 +391,35 @@ impl Room {
     pub fn handle_timeout(&mut self, now: Instant) {
         // Mix first: str0m sends what `write_rtp` queued on the next Timeout
         // input, so the mix goes out in this call, not one wake-up later.
-        let mut mixed = false;
         while let Some(tick) = self.mixer.tick(now) {
             self.deliver_audio(&tick, now);
-            mixed = true;
         }
-        self.router.handle_timeout(now);
-        for peer in self.peers.values_mut() {
-            if mixed || peer.timeout <= now {
-                let _ = peer.rtc.handle_input(Input::Timeout(now));
+        // Every peer that just got audio, and every peer whose timer is due.
+        let mut due: Vec<ParticipantId> = self.dirty.clone();
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.peers.get(&id).is_some_and(|p| p.timeout == at) {
+                due.push(id);
             }
         }
+        for id in due {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                let _ = peer.rtc.handle_input(Input::Timeout(now));
+            }
+            self.touch(id);
+        }
+        self.router.handle_timeout(now);
         self.pump(now);
     }
 
     /// When [`Room::handle_timeout`] should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers
-            .values()
-            .map(|p| p.timeout)
-            .chain(self.router.poll_timeout())
-            .chain(Some(self.mixer.next_tick_at()))
-            .min()
+        // The heap may hold stale entries; they only make an early wake-up.
+        let peers = self.timers.peek().map(|Reverse((at, _))| *at);
+        peers.into_iter().chain(self.router.poll_timeout()).chain(Some(self.mixer.next_tick_at())).min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Datagram> {
@@ -381,15 +430,31 @@ impl Room {
         self.events.pop_front()
     }
 
-    /// Drains every `Rtc` until `Timeout` and acts on events, until quiet.
+    /// Marks a peer whose output must be drained by the next `pump`.
+    fn touch(&mut self, id: ParticipantId) {
+        if let Some(peer) = self.peers.get_mut(&id)
+            && !peer.dirty
+        {
+            peer.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Drains the touched peers' `Rtc`s until `Timeout` and acts on their
+    /// events (which may touch more peers), until quiet.
     fn pump(&mut self, now: Instant) {
         for _ in 0..16 {
             let mut events = Vec::new();
-            for (id, peer) in &mut self.peers {
+            for id in std::mem::take(&mut self.dirty) {
+                let Some(peer) = self.peers.get_mut(&id) else { continue };
+                peer.dirty = false;
                 loop {
                     match peer.rtc.poll_output() {
                         Ok(Output::Timeout(t)) => {
-                            peer.timeout = t;
+                            if t != peer.timeout {
+                                peer.timeout = t;
+                                self.timers.push(Reverse((t, id)));
+                            }
                             break;
                         }
                         Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
@@ -397,17 +462,18 @@ impl Room {
                             destination: t.destination,
                             contents: t.contents.to_vec(),
                         }),
-                        Ok(Output::Event(e)) => events.push((*id, e)),
+                        Ok(Output::Event(e)) => events.push((id, e)),
                         Err(_) => {
                             // The peer is broken; it stays silent until it leaves.
                             peer.timeout = now + std::time::Duration::from_secs(3600);
+                            self.timers.push(Reverse((peer.timeout, id)));
                             break;
                         }
                     }
                 }
             }
             self.router_outputs();
-            if events.is_empty() {
+            if events.is_empty() && self.dirty.is_empty() {
                 return;
             }
             for (id, e) in events {
@@ -528,27 +594,17 @@ impl Room {
     /// Sends every Participant their mix from one mixer tick, and acts on the
     /// mixer's speaker events.
     fn deliver_audio(&mut self, tick: &Tick, now: Instant) {
+        let mut written = Vec::with_capacity(tick.routes.len());
         for route in &tick.routes {
             let Some(payload) = tick.payload(route) else { continue };
             let Some(peer) = self.peers.get_mut(&ParticipantId(route.listener.0)) else {
                 continue;
             };
             let Some(mid) = peer.audio_mid else { continue };
-            let Some(pt) = peer
-                .rtc
-                .media(mid)
-                .map(|m| m.remote_pts().to_vec())
-                .and_then(|remote| {
-                    peer.rtc
-                        .codec_config()
-                        .params()
-                        .iter()
-                        .find(|p| remote.contains(&p.pt()) && p.spec().codec == RtcCodec::Opus)
-                        .map(|p| p.pt())
-                })
-            else {
-                continue;
-            };
+            if peer.audio_pt.is_none() {
+                peer.audio_pt = send_pt(&peer.rtc, mid, RtcCodec::Opus);
+            }
+            let Some(pt) = peer.audio_pt else { continue };
             let seq16 = route.seq.wrapping_add(peer.audio_seq_offset);
             let ext = peer.audio_out_seq.unwrap(u64::from(seq16));
             let seq: SeqNo = ext.saturating_sub(1 << 16).into();
@@ -558,6 +614,10 @@ impl Room {
             // The frame's nominal time, so sender reports stay right when
             // the timer fires late.
             stream.write_rtp(RtpWrite::new(pt, seq, timestamp, tick.at, payload.to_vec()).marker(route.switched).nackable(false));
+            written.push(ParticipantId(route.listener.0));
+        }
+        for id in written {
+            self.touch(id);
         }
         for event in &tick.events {
             match *event {
@@ -597,7 +657,18 @@ impl Room {
             return;
         };
         let Some(mid) = peer.video_mid else { return };
-        let Some(pt) = send_pt(&peer.rtc, mid, f.codec) else {
+        let cached = match f.codec {
+            Codec::H264 => &mut peer.h264_pt,
+            Codec::Vp8 => &mut peer.vp8_pt,
+        };
+        if cached.is_none() {
+            let wanted = match f.codec {
+                Codec::H264 => RtcCodec::H264,
+                Codec::Vp8 => RtcCodec::Vp8,
+            };
+            *cached = send_pt(&peer.rtc, mid, wanted);
+        }
+        let Some(pt) = *cached else {
             return;
         };
         let ext = peer.out_seq.unwrap(u64::from(f.header.sequence_number));
@@ -613,20 +684,21 @@ impl Room {
                 .marker(f.header.marker)
                 .nackable(true),
         );
+        self.touch(r);
     }
 
     fn router_outputs(&mut self) {
         while let Some(o) = self.router.poll_output() {
             match o {
                 RouterOutput::RequestKeyframe { publication } => {
-                    if let Some(peer) = self
-                        .peers
-                        .values_mut()
-                        .find(|p| p.publication == publication)
+                    let publisher = self.router.selection().publisher_of(publication);
+                    if let Some(id) = publisher
+                        && let Some(peer) = self.peers.get_mut(&id)
                         && let Some(mid) = peer.video_mid
                         && let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None)
                     {
                         rx.request_keyframe(KeyframeRequestKind::Pli);
+                        self.touch(id);
                     }
                 }
                 // str0m generates NACKs for incoming streams and answers the
@@ -642,17 +714,13 @@ impl Room {
 }
 
 /// The receiver's payload type for `codec` on `mid` (H.264: packetization-mode 1).
-fn send_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+fn send_pt(rtc: &Rtc, mid: Mid, wanted: RtcCodec) -> Option<Pt> {
     let media = rtc.media(mid)?;
     let remote = media.remote_pts();
-    let wanted = match codec {
-        Codec::H264 => RtcCodec::H264,
-        Codec::Vp8 => RtcCodec::Vp8,
-    };
     rtc.codec_config()
         .params()
         .iter()
         .filter(|p| remote.contains(&p.pt()) && p.spec().codec == wanted)
-        .find(|p| codec != Codec::H264 || p.spec().format.packetization_mode == Some(1))
+        .find(|p| wanted != RtcCodec::H264 || p.spec().format.packetization_mode == Some(1))
         .map(|p| p.pt())
 }

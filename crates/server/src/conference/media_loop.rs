@@ -38,6 +38,7 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
         programs: HashMap::new(),
         by_address: HashMap::new(),
         next_participant: 1,
+        touched: Vec::new(),
     };
     tokio::spawn(state.run(receiver));
     tracing::info!(media = %advertised, "media socket ready");
@@ -70,6 +71,9 @@ struct Loop {
     /// Which room a remote address belongs to, learned from accepted packets.
     by_address: HashMap<SocketAddr, String>,
     next_participant: u64,
+    /// Rooms that had input since the last flush: only their output is
+    /// collected, so a packet costs its own room, not every room.
+    touched: Vec<String>,
 }
 
 impl Loop {
@@ -111,6 +115,7 @@ impl Loop {
         if let Some(room_id) = self.by_address.get(&from) {
             if let Some(live) = self.rooms.get_mut(room_id) {
                 if matches!(live.room.handle_datagram(from, contents, now), Ok(true)) {
+                    self.touched.push(room_id.clone());
                     return;
                 }
             }
@@ -126,6 +131,7 @@ impl Loop {
                 if self.by_address.len() >= MAX_ADDRESSES {
                     self.by_address.clear();
                 }
+                self.touched.push(room_id.clone());
                 self.by_address.insert(from, room_id);
             }
             None => metrics::counter!("media_datagrams_unmatched_total").increment(1),
@@ -137,6 +143,7 @@ impl Loop {
         for (room_id, live) in &mut self.rooms {
             if live.room.poll_timeout().is_some_and(|t| t <= now) {
                 live.room.handle_timeout(now);
+                self.touched.push(room_id.clone());
             }
             for (id, person) in &live.people {
                 if !person.connected && person.joined_at + self.ice_timeout <= now {
@@ -151,6 +158,15 @@ impl Loop {
     }
 
     fn command(&mut self, command: Command, now: Instant) {
+        let room = match &command {
+            Command::Join { room, .. }
+            | Command::Request { room, .. }
+            | Command::Leave { room, .. }
+            | Command::VideoLock { room, .. }
+            | Command::Program { room, .. }
+            | Command::ProgramKeyframe { room } => room.clone(),
+        };
+        self.touched.push(room);
         match command {
             Command::Join { room, member, sdp, outbox, reply } => {
                 let result = self.join(&room, member, &sdp, outbox, now);
@@ -430,11 +446,14 @@ impl Loop {
     /// Sends what the Rooms want sent, and delivers their events.
     async fn flush(&mut self) {
         let now = Instant::now();
-        let ids: Vec<String> = self.rooms.keys().cloned().collect();
-        for id in &ids {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for id in &touched {
             self.room_events(id, now);
         }
-        for (room_id, live) in &mut self.rooms {
+        for room_id in &touched {
+            let Some(live) = self.rooms.get_mut(room_id) else { continue };
             if let Some((sink, _)) = self.programs.get(room_id) {
                 while let Some(media) = live.room.poll_program() {
                     // A slow packager loses units (counted); the room never waits.
