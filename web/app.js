@@ -18,9 +18,9 @@ const routes = [
   { pattern: "/register", access: "guest", load: () => import("./pages/register.js") },
   { pattern: "/rooms/:id", access: "user", load: () => import("./pages/room.js") },
   { pattern: "/join/:token", access: "any", load: () => import("./pages/join.js") },
+  // The conference view (camera and microphone) is part of the room page
+  // (web/conference/), so it needs no route of its own.
   // Still to come, each with its own module (and a page route on the server):
-  // - the conference view (camera and microphone) opens from the
-  //   "Conference" section of a room page: pages/conference.js
   // - the public viewer pages, which need no account:
   //   { pattern: "/live", access: "any", load: () => import("./pages/live.js") },
   //     the directory of rooms that are on air

@@ -95,7 +95,7 @@ class ExitedEarly extends Error {}
 async function startOnce(bin, dataDir, startupMs) {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data", dataDir], {
+  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--media-port", "0", "--data", dataDir], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });

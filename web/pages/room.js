@@ -3,10 +3,11 @@
  * A room's page: its title (the host may rename it), host and members with
  * their roles, and for the host and admins the tools to manage members,
  * invite people by username and create invite links. The "Conference"
- * section is where the live conference view will be.
+ * section on top is where members see and hear each other.
  */
 
 import * as api from "../api.js";
+import { conferencePanel } from "../conference/view.js";
 import { onServerEvent } from "../events.js";
 import { loadSession, session } from "../session.js";
 import { busy, dateTime, errorText, field, h, messageArea, replace, roleBadge, say, uid, userName } from "../ui.js";
@@ -38,7 +39,7 @@ export async function render({ main, params, signal, navigate }) {
   main.removeAttribute("aria-busy");
 
   const me = session()?.user.username ?? "";
-  const view = roomView(room, me, { navigate, reload });
+  const view = roomView(room, me, { navigate, reload, signal });
   main.append(view.element);
 
   async function reload() {
@@ -47,6 +48,7 @@ export async function render({ main, params, signal, navigate }) {
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof api.ApiError && (err.status === 403 || err.status === 404)) {
+        view.leaveConference();
         main.replaceChildren(h("p", { class: "breadcrumb" }, h("a", { href: "/" }, "← Home")));
         showGone(main, err);
         void loadSession().catch(() => {});
@@ -87,9 +89,9 @@ function showGone(main, err) {
 /**
  * @param {Room} initial
  * @param {string} me my username
- * @param {{navigate: (url: string) => void, reload: () => Promise<void>}} deps
+ * @param {{navigate: (url: string) => void, reload: () => Promise<void>, signal: AbortSignal}} deps
  */
-function roomView(initial, me, { navigate, reload }) {
+function roomView(initial, me, { navigate, reload, signal }) {
   let room = initial;
   const canManage = () => room.your_role === "host" || room.your_role === "admin";
 
@@ -223,19 +225,8 @@ function roomView(initial, me, { navigate, reload }) {
     linkOutput,
   );
 
-  // The conference view comes here (web/conference.js, still to be written).
-  const conferenceHeading = uid("conference-heading");
-  const conferenceSection = h(
-    "section",
-    { class: "card conference", id: "conference", "aria-labelledby": conferenceHeading },
-    h("h2", { id: conferenceHeading }, "Conference"),
-    h(
-      "p",
-      null,
-      "Joining this room with camera and microphone is not available yet. " +
-        "When it is, the conference will open here.",
-    ),
-  );
+  // The conference: camera, microphone and the room's video (web/conference/).
+  const conference = conferencePanel({ roomId: initial.id, signal });
 
   // Leaving, or deleting a room one hosts.
   const leaveButton = h("button", { type: "button", class: "danger" }, "Leave room");
@@ -349,6 +340,7 @@ function roomView(initial, me, { navigate, reload }) {
     leaveButton.hidden = room.your_role === "host";
     deleteButton.hidden = room.your_role !== "host" || room.personal;
     endSection.hidden = leaveButton.hidden && deleteButton.hidden;
+    conference.setRole(room.your_role ?? null);
   }
 
   update(initial);
@@ -358,10 +350,11 @@ function roomView(initial, me, { navigate, reload }) {
     { class: "room-page" },
     h("header", { class: "room-header" }, title, meta, renameBox),
     pageStatus,
+    conference.element,
     h(
       "div",
       { class: "room-grid" },
-      h("div", { class: "column" }, conferenceSection, membersSection),
+      h("div", { class: "column" }, membersSection),
       h("div", { class: "column" }, inviteSection, endSection),
     ),
   );
@@ -369,6 +362,7 @@ function roomView(initial, me, { navigate, reload }) {
   return {
     element,
     update,
+    leaveConference: () => conference.leave(),
     /**
      * @param {string} text
      * @param {"info" | "success" | "error"} kind

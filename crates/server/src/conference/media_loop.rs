@@ -289,9 +289,15 @@ impl Loop {
                     None => Ok(Choice::Auto),
                     Some(name) => find(live, &name).map(Choice::Participant).ok_or_else(|| not_present(&name, kind)),
                 };
-                choice.and_then(|choice| {
+                let result = choice.and_then(|choice| {
                     live.room.with_router(now, |r, now| r.watch(participant, choice, now)).map_err(|e| router_error(&e, kind))
-                })
+                });
+                // The mode may change even when the source does not (choosing
+                // the person already shown): always confirm.
+                if result.is_ok() {
+                    send(live, participant, selection_message(live, participant));
+                }
+                result
             }
             ClientMessage::Lock { designated } | ClientMessage::Designate { username: designated } => {
                 let action = if kind == "lock" { Action::LockVideo } else { Action::DesignateVideo };
