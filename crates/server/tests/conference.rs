@@ -177,3 +177,28 @@ async fn a_peer_that_never_completes_ice_is_dropped() {
     let error = expect(&mut socket, "error").await;
     assert_eq!(error["code"], "ice_timeout");
 }
+
+#[tokio::test]
+async fn a_member_removed_from_the_room_is_removed_from_the_conference() {
+    let (app, addr) = live_app().await;
+    let (host, room) = app.register("hana").await;
+    let (guest, _) = app.register("gus").await;
+    app.join_by_link(&host, &room, &guest).await;
+    let mut host_socket = connect(addr, &room, Some(&host)).await.unwrap();
+    let (_host_peer, _) = join(&mut host_socket).await;
+    let mut guest_socket = connect(addr, &room, Some(&guest)).await.unwrap();
+    let (_guest_peer, _) = join(&mut guest_socket).await;
+
+    let removed = app.call(Method::DELETE, &format!("/api/v1/rooms/{room}/members/gus"), Some(&host), None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    assert_eq!(expect(&mut guest_socket, "error").await["code"], "removed");
+    loop {
+        let roster = expect(&mut host_socket, "roster").await;
+        if roster["participants"].as_array().unwrap().len() == 1 {
+            break;
+        }
+    }
+    // And the way back in is closed.
+    let again = connect(addr, &room, Some(&guest)).await.unwrap_err().to_string();
+    assert!(again.contains("403"), "{again}");
+}

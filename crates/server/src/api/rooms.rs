@@ -109,7 +109,19 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &id, me.user.id, Action::DeleteRoom).await?;
     let members = state.store.member_ids(&id).await?;
+    let room = state.store.room(&id).await?;
     state.store.delete_room(&id).await?;
+    if let Some(conference) = &state.conference {
+        for member in &room.members {
+            conference.remove(&id, &member.user.username).await;
+        }
+    }
+    if state.streaming.get(&id).is_some() {
+        state.streaming.stop(&id);
+        if let Some(conference) = &state.conference {
+            conference.program(&id, None).await;
+        }
+    }
     for member in members {
         state.hub.publish(member, Notification::new("rooms_changed", &serde_json::json!({ "room_id": id })));
     }
@@ -175,8 +187,13 @@ pub async fn remove_member(
             return Err(ApiError::forbidden(format!("a {my_role} may not remove a {target_role}")));
         }
     }
-    announce_room_change(&state, &id).await;
     state.store.remove_member(&id, target.id).await?;
+    if let Some(conference) = &state.conference {
+        conference.remove(&id, &target.username).await;
+    }
+    announce_room_change(&state, &id).await;
+    // The removed user is no longer a member, so tell their pages directly.
+    state.hub.publish(target.id, Notification::new("rooms_changed", &serde_json::json!({ "room_id": id })));
     Ok(StatusCode::NO_CONTENT)
 }
 

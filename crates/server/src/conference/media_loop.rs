@@ -164,7 +164,8 @@ impl Loop {
             | Command::Leave { room, .. }
             | Command::VideoLock { room, .. }
             | Command::Program { room, .. }
-            | Command::ProgramKeyframe { room } => room.clone(),
+            | Command::ProgramKeyframe { room }
+            | Command::Remove { room, .. } => room.clone(),
         };
         self.touched.push(room);
         match command {
@@ -189,6 +190,11 @@ impl Loop {
                     broadcast(live, ServerMessage::OnAir { on: title.is_some(), title });
                 }
                 self.room_events(&room, now);
+            }
+            Command::Remove { room, username } => {
+                if let Some(participant) = self.rooms.get(&room).and_then(|live| find(live, &username)) {
+                    self.drop_participant(&room, participant, Some(("removed", "you are no longer a member of this room")), now);
+                }
             }
             Command::ProgramKeyframe { room } => {
                 if let Some(live) = self.rooms.get_mut(&room) {

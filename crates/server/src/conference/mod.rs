@@ -90,6 +90,9 @@ pub(crate) enum Command {
     Program { room: String, feed: Option<(mpsc::Sender<ProgramMedia>, String)> },
     /// The packager needs a keyframe of the Program's video.
     ProgramKeyframe { room: String },
+    /// The user lost their membership (removed, or the room was deleted):
+    /// they leave the conference at once.
+    Remove { room: String, username: String },
 }
 
 /// A handle on the media loop; cloning it is cheap.
@@ -150,6 +153,12 @@ impl Conference {
     /// to the streaming side; participants are told the room is on air.
     pub async fn program(&self, room: &str, feed: Option<(mpsc::Sender<ProgramMedia>, String)>) {
         let _ = self.commands.send(Command::Program { room: room.to_owned(), feed }).await;
+    }
+
+    /// Ends `username`'s presence in the room's conference, if any, because
+    /// they are no longer a member.
+    pub async fn remove(&self, room: &str, username: &str) {
+        let _ = self.commands.send(Command::Remove { room: room.to_owned(), username: username.to_owned() }).await;
     }
 
     /// Asks the Program's source for a keyframe; never waits (called from
