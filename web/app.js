@@ -20,12 +20,10 @@ const routes = [
   { pattern: "/join/:token", access: "any", load: () => import("./pages/join.js") },
   // The conference view (camera and microphone) is part of the room page
   // (web/conference/), so it needs no route of its own.
-  // Still to come, each with its own module (and a page route on the server):
-  // - the public viewer pages, which need no account:
-  //   { pattern: "/live", access: "any", load: () => import("./pages/live.js") },
-  //     the directory of rooms that are on air
-  //   { pattern: "/watch/:room", access: "any", load: () => import("./pages/watch.js") },
-  //     one room's channel player
+  // The public viewer pages need no account: the directory of rooms on
+  // air, and one room's channel player.
+  { pattern: "/live", access: "any", load: () => import("./pages/live.js") },
+  { pattern: "/watch/:room", access: "any", load: () => import("./pages/watch.js") },
 ];
 
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));

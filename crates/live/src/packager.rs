@@ -698,7 +698,10 @@ impl LivePackager {
             None => return Ok(()),
         };
         self.split_if_over_target();
-        if frame.keyframe && seg_dur >= self.segment_target {
+        // A keyframe within the request lead of the target closes the
+        // segment: WebRTC senders make keyframes only when asked, and the one
+        // asked for at `target - lead` usually arrives before the target.
+        if frame.keyframe && seg_dur + self.keyframe_lead >= self.segment_target {
             self.close_part();
             self.close_segment();
             self.begin_segment(now_out, frame, false);

@@ -33,7 +33,10 @@ pub async fn multivariant(State(state): State<AppState>, Path(room): Path<String
     let Some(channel) = state.streaming.get(&room).filter(|c| !c.is_stopping()) else {
         return not_found();
     };
-    let Some(text) = wait_for(&channel, START_WAIT, |c| c.with_packager(|p| p.multivariant_playlist())).await else {
+    // Players give up on a media playlist without a complete segment, so a
+    // new broadcast is announced once its first segment is done.
+    let ready = |c: &LiveChannel| c.with_packager(|p| if p.counters().segments > 0 { p.multivariant_playlist() } else { None });
+    let Some(text) = wait_for(&channel, START_WAIT, ready).await else {
         return unavailable();
     };
     // Each player gets its own session in the media playlist's URL, which
