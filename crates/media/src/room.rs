@@ -280,7 +280,11 @@ impl Room {
         }
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RoomError::Sdp(e.to_string()))?;
         // H.264 first: browsers then send H.264, VP8 stays the fallback.
-        let mut rtc = RtcConfig::new()
+        let mut config = RtcConfig::new();
+        if let Some(cert) = dtls_cert() {
+            config = config.set_dtls_cert(cert);
+        }
+        let mut rtc = config
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
@@ -711,6 +715,14 @@ impl Room {
             }
         }
     }
+}
+
+/// One DTLS certificate for every peer of the process. Generating a key pair
+/// per peer costs tens of milliseconds of CPU at each join; browsers pin the
+/// fingerprint per connection from the SDP, so sharing it is safe.
+fn dtls_cert() -> Option<str0m::config::DtlsCert> {
+    static CERT: std::sync::OnceLock<Option<str0m::config::DtlsCert>> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()).clone()
 }
 
 /// The receiver's payload type for `codec` on `mid` (H.264: packetization-mode 1).

@@ -2,10 +2,14 @@
 //! everyone sending a packet every 20 ms (no DTX, the worst case), mixed as
 //! fast as possible over simulated time.
 //!
-//!     cargo run --release -p confcast-mixer --example room_bench [SECONDS] [N...]
+//!     cargo run --release -p confcast-mixer --example room_bench [--jitter=MS] [SECONDS] [N...]
 //!
 //! Prints, per room size, CPU time per simulated second (the fraction of one
-//! core the room needs) and the encodes and decodes per tick.
+//! core the room needs), the encodes and decodes per tick, and the
+//! server-added latency (jitter-buffer wait + the 20 ms frame, p50/p95 from
+//! `MixerStats::latency`). Each source sends at its own phase within the
+//! 20 ms; every packet arrives after a 5 ms network delay plus a uniform
+//! jitter of +/- MS (default 5, at most 9 so packets stay in order).
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -54,7 +58,29 @@ fn silence_packet() -> Vec<u8> {
     p
 }
 
-fn run(n: u64, seconds: u64, tones: &[Vec<Vec<u8>>], silence: &[u8]) {
+/// A deterministic hash (splitmix64) for the simulated network.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// When source `id`'s packet `k` reaches the server, relative to t0, in µs:
+/// sent at its own phase within each 20 ms, 5 ms network delay, +/- jitter.
+fn arrival_us(id: u64, k: u64, jitter_us: i64) -> u64 {
+    let phase = mix64(id) % 20_000;
+    let jitter = if jitter_us > 0 {
+        (mix64(id.wrapping_mul(1_000_003) ^ k.wrapping_mul(0x2545_F491))
+            % (2 * jitter_us as u64 + 1)) as i64
+            - jitter_us
+    } else {
+        0
+    };
+    (k * 20_000 + phase + 5_000).saturating_add_signed(jitter)
+}
+
+fn run(n: u64, seconds: u64, jitter_ms: u64, tones: &[Vec<Vec<u8>>], silence: &[u8]) {
     let t0 = Instant::now();
     let mut mixer = Mixer::new(MixerConfig::default(), t0).unwrap();
     for id in 0..n {
@@ -68,37 +94,46 @@ fn run(n: u64, seconds: u64, tones: &[Vec<Vec<u8>>], silence: &[u8]) {
     let mut push_time = Duration::ZERO;
     let mut routed = 0u64;
     let mut bytes = 0u64;
-    for k in 0..ticks {
-        let now = t0 + Duration::from_millis(k * 20);
+    let jitter_us = jitter_ms as i64 * 1000;
+    let mut next_packet = vec![0u64; n as usize];
+    for tick_k in 0..ticks {
+        let now = t0 + Duration::from_millis(tick_k * 20);
+        let now_us = tick_k * 20_000;
         let p = Instant::now();
         for id in 0..n {
-            let talking = (id as usize) < tones.len();
-            let (payload, level) = if talking {
-                (
-                    tones[id as usize][(k % 50) as usize].clone(),
-                    AudioLevel {
-                        dbov: 25,
-                        voice: true,
-                    },
-                )
-            } else {
-                (
-                    silence.to_vec(),
-                    AudioLevel {
-                        dbov: 127,
-                        voice: false,
-                    },
-                )
-            };
-            let packet = AudioPacket {
-                seq: k as u16,
-                timestamp: (k as u32).wrapping_mul(960).wrapping_add(id as u32 * 7_919),
-                level: Some(level),
-                payload,
-            };
-            // Arrivals spread over the last tick, deterministic per source.
-            let arrival = now - Duration::from_micros((id * 7_717 + k * 131) % 15_000);
-            mixer.push_packet(SourceId(id), packet, arrival);
+            loop {
+                let k = next_packet[id as usize];
+                let arrival = arrival_us(id, k, jitter_us);
+                if arrival > now_us {
+                    break;
+                }
+                next_packet[id as usize] += 1;
+                let talking = (id as usize) < tones.len();
+                let (payload, level) = if talking {
+                    (
+                        tones[id as usize][(k % 50) as usize].clone(),
+                        AudioLevel {
+                            dbov: 25,
+                            voice: true,
+                        },
+                    )
+                } else {
+                    (
+                        silence.to_vec(),
+                        AudioLevel {
+                            dbov: 127,
+                            voice: false,
+                        },
+                    )
+                };
+                let packet = AudioPacket {
+                    seq: k as u16,
+                    timestamp: (k as u32).wrapping_mul(960).wrapping_add(id as u32 * 7_919),
+                    level: Some(level),
+                    payload,
+                };
+                mixer.push_packet(SourceId(id), packet, t0 + Duration::from_micros(arrival));
+            }
         }
         push_time += p.elapsed();
         while let Some(tick) = mixer.tick(now) {
@@ -118,9 +153,11 @@ fn run(n: u64, seconds: u64, tones: &[Vec<Vec<u8>>], silence: &[u8]) {
     };
     let st = mixer.stats();
     let per_sim_s = cpu.as_secs_f64() * 1000.0 / seconds as f64;
+    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
     println!(
         "N={n:5}  {seconds}s simulated in {:.2}s  CPU {per_sim_s:7.1} ms per simulated s ({:5.1}% of a core)  \
-         push {:.1} ms/s  encodes/tick {:.2}  decodes/tick {:.2}  packets routed/tick {:.0}  out {:.0} kB/s",
+         push {:.1} ms/s  encodes/tick {:.2}  decodes/tick {:.2}  packets routed/tick {:.0}  out {:.0} kB/s  \
+         added latency p50 {:.0} ms p95 {:.0} ms ({} frames, late {})",
         wall.as_secs_f64(),
         per_sim_s / 10.0,
         push_time.as_secs_f64() * 1000.0 / seconds as f64,
@@ -128,10 +165,21 @@ fn run(n: u64, seconds: u64, tones: &[Vec<Vec<u8>>], silence: &[u8]) {
         st.decodes as f64 / st.ticks as f64,
         routed as f64 / st.ticks as f64,
         bytes as f64 / seconds as f64 / 1000.0,
+        ms(st.latency.p50()),
+        ms(st.latency.p95()),
+        st.latency.count(),
+        st.late,
     );
 }
 
 fn main() {
+    let jitter_ms = std::env::args()
+        .find_map(|a| {
+            a.strip_prefix("--jitter=")
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(5)
+        .min(9);
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -147,8 +195,11 @@ fn main() {
         .map(|&f| tone_packets(f))
         .collect();
     let silence = silence_packet();
-    println!("confcast-mixer room benchmark: K=3, 3 talking, 20 ms packets from everyone");
+    println!(
+        "confcast-mixer room benchmark: K=3, 3 talking, 20 ms packets from everyone, \
+         arrival jitter +/-{jitter_ms} ms"
+    );
     for n in sizes {
-        run(n, seconds, &tones, &silence);
+        run(n, seconds, jitter_ms, &tones, &silence);
     }
 }

@@ -33,6 +33,9 @@ pub(crate) struct DecodeCounters {
     pub corrupt: u64,
     pub silence: u64,
     pub decoder_errors: u64,
+    /// Arrival (samples since the epoch; expected arrival when concealed) of
+    /// the audio that starts the frame just rendered, if it was not silence.
+    pub frame_arrival: Option<i64>,
 }
 
 #[derive(Default)]
@@ -43,6 +46,9 @@ pub(crate) struct SourceDecoder {
     scratch: Vec<f32>,
     /// Samples concealed since the last real packet.
     conceal_run: i64,
+    /// Arrival of the audio at the end of `pending` (what is left over after
+    /// a frame is always the tail of the last chunk decoded or concealed).
+    tail_arrival: Option<i64>,
 }
 
 impl std::fmt::Debug for SourceDecoder {
@@ -130,6 +136,9 @@ impl SourceDecoder {
             out.fill(0.0);
             return;
         }
+        // Where the frame's first sample came from: decoded ahead last tick,
+        // or the first chunk added below.
+        let mut first = (!self.pending.is_empty()).then_some(self.tail_arrival);
         let mut guard = 0;
         while self.pending.len() < FRAME_SAMPLES && guard < 64 {
             guard += 1;
@@ -147,6 +156,8 @@ impl SourceDecoder {
                         let n = n.min(self.scratch.len());
                         if skip < n {
                             self.pending.extend_from_slice(&self.scratch[skip..n]);
+                            first.get_or_insert(Some(pkt.arrival));
+                            self.tail_arrival = Some(pkt.arrival);
                         }
                         jb.set_read(pkt.ts.saturating_add(n as i64).max(pos.saturating_add(1)));
                         self.conceal_run = 0;
@@ -156,7 +167,8 @@ impl SourceDecoder {
                         c.corrupt += 1;
                         let len =
                             round_up_grain(pkt.ts.saturating_add(pkt.dur).saturating_sub(pos));
-                        self.conceal(pos, len.min(MAX_PACKET as i64), None, jb, c);
+                        let origin = self.conceal(pos, len.min(MAX_PACKET as i64), None, jb, c);
+                        first.get_or_insert(origin);
                     }
                 }
             } else {
@@ -167,9 +179,11 @@ impl SourceDecoder {
                 }
                 .min(FRAME);
                 let use_fec = fec && next == Some(len);
-                self.conceal(pos, len, use_fec.then_some(()), jb, c);
+                let origin = self.conceal(pos, len, use_fec.then_some(()), jb, c);
+                first.get_or_insert(origin);
             }
         }
+        c.frame_arrival = first.flatten();
         if self.pending.len() < FRAME_SAMPLES {
             self.pending.resize(FRAME_SAMPLES, 0.0);
         }
@@ -178,7 +192,8 @@ impl SourceDecoder {
     }
 
     /// Fills `len` samples at `pos` by FEC (from the packet at `pos + len`),
-    /// PLC, or silence.
+    /// PLC, or silence. Returns the expected arrival of the concealed audio
+    /// (`None` for silence).
     fn conceal(
         &mut self,
         pos: i64,
@@ -186,7 +201,7 @@ impl SourceDecoder {
         fec: Option<()>,
         jb: &mut JitterBuffer,
         c: &mut DecodeCounters,
-    ) {
+    ) -> Option<i64> {
         let n = usize::try_from(len)
             .unwrap_or(0)
             .clamp(GRAIN as usize, MAX_PACKET);
@@ -209,14 +224,18 @@ impl SourceDecoder {
                 done = true;
             }
         }
-        if done {
+        let origin = if done {
             self.pending.extend_from_slice(&self.scratch[..n]);
+            jb.expected_arrival(pos)
         } else {
             c.silence += 1;
             self.pending.resize(self.pending.len() + n, 0.0);
-        }
+            None
+        };
+        self.tail_arrival = origin;
         self.conceal_run = self.conceal_run.saturating_add(n as i64);
         jb.set_read(pos.saturating_add(n as i64));
+        origin
     }
 
     /// A hold: one frame of concealment that consumes nothing.

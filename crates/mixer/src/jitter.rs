@@ -66,6 +66,8 @@ pub(crate) struct Queued {
     pub dur: i64,
     pub level: Option<AudioLevel>,
     pub payload: Vec<u8>,
+    /// When it arrived (samples since the epoch), for the latency figures.
+    pub arrival: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,6 +330,7 @@ impl JitterBuffer {
                 dur,
                 level,
                 payload,
+                arrival,
             },
         );
         if jumped {
@@ -417,6 +420,13 @@ impl JitterBuffer {
 
     pub fn play(&self) -> Option<i64> {
         self.play
+    }
+
+    /// When the packet holding sample `pos` would have arrived at this
+    /// source's smallest observed delay (samples since the epoch): the
+    /// reference for audio that is concealed because its packet is missing.
+    pub fn expected_arrival(&self, pos: i64) -> Option<i64> {
+        self.delay.offset.map(|o| pos.saturating_sub(o))
     }
 
     pub fn read(&self) -> i64 {

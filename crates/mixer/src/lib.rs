@@ -68,7 +68,7 @@ pub use config::MixerConfig;
 pub use mixer::{Mixer, MixerError};
 pub use output::{MixerEvent, ProgramFrame, Route, StreamKind, Tick, TickStream};
 pub use packet::{AudioLevel, AudioPacket, DropReason, ListenerId, PushOutcome, SourceId};
-pub use stats::{MixerStats, SourceStats};
+pub use stats::{LATENCY_BUCKETS, LatencyHistogram, MixerStats, SourceStats};
 
 pub use limiter::Limiter;
 

@@ -432,12 +432,14 @@ impl Mixer {
         }
         let index = self.next_index;
         self.next_index += 1;
-        Some(self.run_tick(index))
+        Some(self.run_tick(index, now))
     }
 
-    fn run_tick(&mut self, index: u64) -> Tick {
+    /// `called`: when the shell asked for this frame, i.e. when it goes out.
+    fn run_tick(&mut self, index: u64, called: Instant) -> Tick {
         let at = self.tick_time(index);
         let now = self.samples_at(at);
+        let played = self.samples_at(called.max(at));
         let mut events = std::mem::take(&mut self.pending_events);
         self.stats.ticks += 1;
 
@@ -518,6 +520,9 @@ impl Mixer {
                 let mut c = DecodeCounters::default();
                 if adj == Adjust::Hold {
                     src.dec.conceal_frame(out, &mut c);
+                    if c.plc > 0 {
+                        c.frame_arrival = src.jb.play().and_then(|p| src.jb.expected_arrival(p));
+                    }
                 } else {
                     src.dec
                         .render(&mut src.jb, out, self.cfg.decoder_fec, &mut c);
@@ -530,6 +535,12 @@ impl Mixer {
                     src.dec.stop(&mut src.jb);
                 }
                 add_counters(&mut self.stats, &mut src.stats, &c);
+                if let Some(arrival) = c.frame_arrival {
+                    let wait = played.saturating_sub(arrival);
+                    self.stats
+                        .latency
+                        .record_samples(wait.saturating_add(FRAME_SAMPLES as i64));
+                }
             }
             src.jb.end_tick(adj == Adjust::Hold);
         }

@@ -607,3 +607,39 @@ fn ten_forty_and_sixty_millisecond_packets_are_mixed() {
     assert_eq!(sim.mixer.stats().late, 0);
     assert_eq!(sim.mixer.stats().plc_frames, 0);
 }
+
+#[test]
+fn added_latency_is_measured_per_mixed_frame() {
+    // Steady network: each packet arrives 5 ms after it was sent.
+    let mut sim = Sim::new(MixerConfig::default(), &three_tones(), 260);
+    sim.listen(100, None);
+    sim.run(250);
+    let st = sim.mixer.stats().clone();
+    let lat = &st.latency;
+    // One value per frame a speaker contributed (20 ms packets: one decode,
+    // FEC or PLC frame each), none for silent sources.
+    assert_eq!(lat.count(), st.decodes + st.plc_frames + st.fec_frames);
+    assert!(lat.count() >= 3 * 240, "{lat:?}");
+    let (p50, p95) = (lat.p50().unwrap(), lat.p95().unwrap());
+    eprintln!("steady: p50 {p50:?} p95 {p95:?}");
+    // Jitter buffer at its minimum (one frame + 5 ms margin, tick phase on
+    // top) plus the 20 ms frame.
+    assert!(
+        p50 >= Duration::from_millis(21) && p50 <= Duration::from_millis(66),
+        "{lat:?}"
+    );
+    assert!(p95 <= Duration::from_millis(66), "{lat:?}");
+
+    // With up to 30 ms of arrival jitter the buffer waits longer.
+    let mut jittery = three_tones();
+    for s in &mut jittery {
+        s.jitter = Duration::from_millis(30);
+    }
+    let mut sim = Sim::new(MixerConfig::default(), &jittery, 260);
+    sim.listen(100, None);
+    sim.run(250);
+    let lat = &sim.mixer.stats().latency;
+    eprintln!("jittery: {lat:?}");
+    assert!(lat.p95().unwrap() > p95, "{lat:?}");
+    assert!(lat.p95().unwrap() <= Duration::from_millis(250), "{lat:?}");
+}

@@ -14,10 +14,12 @@ use confcast_media::{
 use confcast_mixer::MixerConfig;
 use confcast_policy::{allows, Action, Role};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
 
 use super::protocol::{ClientMessage, ProtocolError, RosterEntry, ServerMessage, VERSION};
-use super::{Command, Conference, LockError, LockState, MediaConfig, Member, Outgoing, COMMAND_QUEUE};
+use super::{Command, Conference, Joined, LockError, LockState, MediaConfig, Member, Outgoing, COMMAND_QUEUE};
 
 /// Largest datagram read; WebRTC packets stay under the path MTU.
 const MAX_DATAGRAM: usize = 2048;
@@ -58,6 +60,8 @@ struct Person {
 struct LiveRoom {
     room: Room,
     people: BTreeMap<ParticipantId, Person>,
+    /// The latest roster message, serialised once (see [`super::Joined`]).
+    roster: watch::Sender<Arc<str>>,
 }
 
 struct Loop {
@@ -211,7 +215,7 @@ impl Loop {
         sdp: &str,
         outbox: mpsc::Sender<Outgoing>,
         now: Instant,
-    ) -> Result<(ParticipantId, String), ProtocolError> {
+    ) -> Result<Joined, ProtocolError> {
         // The same user joining again (reconnect, second device) replaces
         // the earlier peer.
         let earlier = self
@@ -228,7 +232,8 @@ impl Loop {
             if self.programs.contains_key(room_id) {
                 room.set_program(true, now);
             }
-            self.rooms.insert(room_id.to_owned(), LiveRoom { room, people: BTreeMap::new() });
+            let roster = watch::channel(Arc::from("")).0;
+            self.rooms.insert(room_id.to_owned(), LiveRoom { room, people: BTreeMap::new(), roster });
             metrics::gauge!("conference_rooms").increment(1.0);
         }
         let participant = ParticipantId(self.next_participant);
@@ -262,8 +267,9 @@ impl Loop {
         if let Some((_, title)) = self.programs.get(room_id) {
             send(live, participant, ServerMessage::OnAir { on: true, title: Some(title.clone()) });
         }
+        let roster = live.roster.subscribe();
         self.room_events(room_id, now);
-        Ok((participant, answer))
+        Ok(Joined { participant, answer, roster })
     }
 
     fn request(&mut self, room_id: &str, participant: ParticipantId, message: ClientMessage, now: Instant) {
@@ -549,7 +555,7 @@ fn broadcast_roster(live: &LiveRoom) {
             talking: p.talking,
         })
         .collect();
-    broadcast(live, ServerMessage::Roster { participants });
+    live.roster.send_replace(Arc::from(ServerMessage::Roster { participants }.to_json()));
 }
 
 fn broadcast(live: &LiveRoom, message: ServerMessage) {

@@ -16,7 +16,9 @@ use std::time::Duration;
 use confcast_media::ParticipantId;
 use confcast_media::room::ProgramMedia;
 use confcast_policy::Role;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use media_loop::start;
 use protocol::{ClientMessage, ProtocolError, ServerMessage};
@@ -50,6 +52,18 @@ pub enum Outgoing {
     Close,
 }
 
+/// A participant just admitted to a room's conference.
+#[derive(Debug)]
+pub struct Joined {
+    pub participant: ParticipantId,
+    /// The SDP answer (also sent as the `joined` message).
+    pub answer: String,
+    /// The room's roster, serialised once per change and shared by every
+    /// participant: a burst of joins costs one roster per reader, not one
+    /// queued copy per join per participant.
+    pub roster: watch::Receiver<Arc<str>>,
+}
+
 /// The lock state, as the REST API reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockState {
@@ -74,7 +88,7 @@ pub(crate) enum Command {
         member: Member,
         sdp: String,
         outbox: mpsc::Sender<Outgoing>,
-        reply: oneshot::Sender<Result<(ParticipantId, String), ProtocolError>>,
+        reply: oneshot::Sender<Result<Joined, ProtocolError>>,
     },
     Request { room: String, participant: ParticipantId, message: ClientMessage },
     Leave { room: String, participant: ParticipantId },
@@ -107,15 +121,14 @@ pub struct Conference {
 const COMMAND_QUEUE: usize = 1024;
 
 impl Conference {
-    /// Joins `member` to the room's conference with their SDP offer; returns
-    /// their participant id and the SDP answer.
+    /// Joins `member` to the room's conference with their SDP offer.
     pub async fn join(
         &self,
         room: &str,
         member: Member,
         sdp: String,
         outbox: mpsc::Sender<Outgoing>,
-    ) -> Result<(ParticipantId, String), ProtocolError> {
+    ) -> Result<Joined, ProtocolError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Join { room: room.to_owned(), member, sdp, outbox, reply };
         self.commands.send(command).await.map_err(|_| stopped())?;

@@ -9,7 +9,9 @@ use axum::response::Response;
 use confcast_media::ParticipantId;
 use confcast_policy::Action;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
 use utoipa::ToSchema;
 
 use super::protocol::{self, ClientMessage, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES};
@@ -74,6 +76,8 @@ struct Session {
     tokens: f64,
     refilled: Instant,
     refused_in_a_row: u32,
+    /// The roster of a join just accepted, until the loop takes it over.
+    joined_roster: Option<watch::Receiver<Arc<str>>>,
 }
 
 impl Session {
@@ -88,13 +92,38 @@ impl Session {
             tokens: BURST,
             refilled: Instant::now(),
             refused_in_a_row: 0,
+            joined_roster: None,
         }
     }
 
     async fn run(mut self, mut socket: WebSocket) {
         let (outbox, mut inbox) = mpsc::channel::<Outgoing>(OUTBOX);
+        // The roster is watched, not queued; it is sent only after `joined`
+        // has gone out, so clients see the answer first.
+        let mut roster: Option<watch::Receiver<Arc<str>>> = None;
+        let mut roster_live = false;
         loop {
+            if let Some(fresh) = self.joined_roster.take() {
+                roster = Some(fresh);
+                roster_live = false;
+            }
+            let roster_changed = async {
+                match roster.as_mut() {
+                    Some(r) if roster_live => r.changed().await.is_ok(),
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                alive = roster_changed => {
+                    if !alive {
+                        roster = None;
+                        continue;
+                    }
+                    let text = roster.as_mut().map(|r| r.borrow_and_update().clone());
+                    if let Some(text) = text.filter(|t| !t.is_empty()) {
+                        if socket.send(Message::Text(text.as_ref().into())).await.is_err() { break }
+                    }
+                }
                 incoming = socket.recv() => {
                     let text = match incoming {
                         Some(Ok(Message::Text(text))) => text,
@@ -132,7 +161,12 @@ impl Session {
                 }
                 outgoing = inbox.recv() => match outgoing {
                     Some(Outgoing::Message(message)) => {
+                        let joined = matches!(message, ServerMessage::Joined { .. });
                         if send(&mut socket, &message).await.is_err() { break }
+                        if joined && let Some(r) = roster.as_mut() {
+                            roster_live = true;
+                            r.mark_changed();
+                        }
                     }
                     Some(Outgoing::Close) => {
                         // The media loop already removed this participant.
@@ -167,10 +201,11 @@ impl Session {
             }
             (ClientMessage::Join { sdp }, None) => {
                 match self.conference.join(&self.room, self.member.clone(), sdp.clone(), outbox.clone()).await {
-                    Ok((participant, _answer)) => {
-                        // The answer itself arrives as `joined` through the outbox,
-                        // in order with the roster that follows it.
-                        self.participant = Some(participant);
+                    Ok(joined) => {
+                        // The answer itself arrives as `joined` through the outbox;
+                        // the roster follows it.
+                        self.participant = Some(joined.participant);
+                        self.joined_roster = Some(joined.roster);
                         None
                     }
                     Err(error) => Some(error.into()),
