@@ -4,8 +4,12 @@
 //! loopback, with a fresh data folder), applies a bounded load, prints the
 //! figures, and stops everything it started.
 
+mod audio_mix;
+mod conference;
+mod h264_clip;
 mod http_me;
 mod password;
+mod peer;
 mod process;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +29,14 @@ enum Command {
     /// Login cost: argon2id parameters, time per hash, and login latency
     /// over HTTP.
     Password(password::Args),
+    /// Conference forwarding: N participants join one room over WebSocket
+    /// and WebRTC, P publish real H.264; server CPU and memory per
+    /// participant and per forwarded down-track, forwarding latency.
+    Conference(conference::Args),
+    /// Audio mixing: one room of N participants, 3 talking, against the
+    /// real server and Janus AudioBridge; server CPU, encodes per tick,
+    /// server-added audio latency.
+    AudioMix(audio_mix::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +46,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::HttpMe(args) => http_me::run(args).await,
             Command::Password(args) => password::run(args).await,
+            Command::Conference(args) => conference::run(args).await,
+            Command::AudioMix(args) => audio_mix::run(args).await,
         }
     })
 }

@@ -14,44 +14,80 @@ use hyper_util::rt::TokioIo;
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
-    _data: tempfile::TempDir,
+    binary: PathBuf,
+    extra: Vec<String>,
+    data: tempfile::TempDir,
+}
+
+fn spawn(binary: &PathBuf, addr: SocketAddr, data: &std::path::Path, extra: &[String]) -> anyhow::Result<Child> {
+    Command::new(binary)
+        .args(["serve", "--listen", &addr.to_string(), "--log", "warn", "--data"])
+        .arg(data)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))
+}
+
+/// Waits until `/healthz` answers 200.
+async fn wait_healthy(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok((status, _)) = request(addr, "GET", "/healthz", None, None).await
+            && status == 200
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the server did not become healthy")
 }
 
 impl Server {
     /// Starts `binary serve` on a free loopback port and waits for /healthz.
     pub async fn start(binary: &PathBuf) -> anyhow::Result<Server> {
+        Server::start_with(binary, &[]).await
+    }
+
+    /// Like [`Server::start`], with more arguments for `serve`.
+    pub async fn start_with(binary: &PathBuf, extra: &[&str]) -> anyhow::Result<Server> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let data = tempfile::tempdir()?;
-        let child = Command::new(binary)
-            .args(["serve", "--listen", &addr.to_string(), "--log", "warn", "--data"])
-            .arg(data.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let server = Server { child, addr, _data: data };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok((status, _)) = request(addr, "GET", "/healthz", None, None).await {
-                if status == 200 {
-                    return Ok(server);
-                }
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let child = spawn(binary, addr, data.path(), &extra)?;
+        let server = Server { child, addr, binary: binary.clone(), extra, data };
+        wait_healthy(addr).await?;
+        Ok(server)
+    }
+
+    /// Stops the server (SIGTERM, then waits for it) and starts it again on
+    /// the same address and data folder: a fresh process that knows the same
+    /// accounts and sessions.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        bail!("the server did not become healthy")
+        self.child = spawn(&self.binary, self.addr, self.data.path(), &self.extra)?;
+        wait_healthy(self.addr).await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// CPU time (user + system) the server has used so far.
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name, which is in parentheses.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).context("odd /proc stat")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        // Linux reports in clock ticks of 1/100 s on every mainstream build.
-        Ok(Duration::from_millis(ticks * 10))
+        cpu_from_stat(&std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?)
     }
 
     /// Resident memory of the server.
@@ -65,6 +101,21 @@ impl Server {
             .parse()?;
         Ok(kib * 1024)
     }
+}
+
+/// User + system CPU time from the contents of a `/proc/.../stat` file.
+pub fn cpu_from_stat(stat: &str) -> anyhow::Result<Duration> {
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("odd /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // Linux reports in clock ticks of 1/100 s on every mainstream build.
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time (user + system) of this process so far.
+pub fn own_cpu_time() -> anyhow::Result<Duration> {
+    cpu_from_stat(&std::fs::read_to_string("/proc/self/stat")?)
 }
 
 impl Drop for Server {

@@ -1,0 +1,178 @@
+//! What the synthetic participants send, and how a listener finds the
+//! latency marker in what it hears.
+//!
+//! Talkers loop one second of 20 ms Opus packets: a steady tone (each
+//! talker its own frequency) with a 60 ms gap of digital silence at the end
+//! of every second, all talkers at the same moment. A listener decodes its
+//! mix; the instant the mix falls silent, compared with when the talkers
+//! sent the first gap packet, is the end-to-end delay. The same detector run
+//! on the talkers' packets decoded locally (no server) gives the delay of
+//! one Opus encode + decode, which is subtracted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// Samples per 20 ms packet at 48 kHz.
+pub const FRAME: usize = 960;
+/// Packets in one loop (one second).
+pub const LOOP_FRAMES: u64 = 50;
+/// Packets of silence at the end of each loop.
+pub const GAP_FRAMES: u64 = 3;
+/// Index (in the loop) of the first silent packet: the latency marker.
+pub const GAP_START: u64 = LOOP_FRAMES - GAP_FRAMES;
+/// Peak amplitude of each talker's tone (about -15 dBFS; three of them
+/// summed stay clear of any limiter).
+const AMPLITUDE: f64 = 6_000.0;
+/// The tone's RFC 6464 level, -dBov: RMS of the sine relative to full scale.
+pub const TALK_LEVEL: i8 = -18;
+/// Level of the silent participants' packets.
+pub const SILENT_LEVEL: i8 = -127;
+const FREQUENCIES: [f64; 3] = [440.0, 660.0, 990.0];
+/// The detector's 1 ms blocks.
+const BLOCK: usize = 48;
+
+pub struct Sound {
+    /// Per talker, one loop of packets.
+    pub talkers: Vec<Vec<Arc<[u8]>>>,
+    /// What every other participant sends every 20 ms.
+    pub silence: Arc<[u8]>,
+    /// One Opus encode + decode, as the detector sees it.
+    pub codec_delay: Duration,
+}
+
+fn encoder() -> anyhow::Result<opus::Encoder> {
+    let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+    enc.set_bitrate(opus::Bitrate::Bits(32_000))?;
+    enc.set_inband_fec(true)?;
+    Ok(enc)
+}
+
+/// Encodes two loops of talker `t`'s signal and keeps the second, so the
+/// encoder state at the loop point is the one a continuous sender has.
+fn talker_loop(t: usize) -> anyhow::Result<Vec<Arc<[u8]>>> {
+    let freq = FREQUENCIES[t % FREQUENCIES.len()] * (1.0 + (t / FREQUENCIES.len()) as f64 * 0.1);
+    let mut enc = encoder()?;
+    let mut out = Vec::new();
+    for n in 0..2 * LOOP_FRAMES {
+        let pcm: Vec<i16> = (0..FRAME)
+            .map(|i| {
+                if n % LOOP_FRAMES >= GAP_START {
+                    return 0;
+                }
+                let s = (n as usize * FRAME + i) as f64 / 48_000.0;
+                ((2.0 * std::f64::consts::PI * freq * s).sin() * AMPLITUDE) as i16
+            })
+            .collect();
+        let packet = enc.encode_vec(&pcm, 1500)?;
+        if n >= LOOP_FRAMES {
+            out.push(Arc::from(packet));
+        }
+    }
+    Ok(out)
+}
+
+impl Sound {
+    pub fn new(talkers: usize) -> anyhow::Result<Sound> {
+        let loops = (0..talkers).map(talker_loop).collect::<anyhow::Result<Vec<_>>>()?;
+        let mut enc = encoder()?;
+        let mut silence = Vec::new();
+        for _ in 0..5 {
+            silence = enc.encode_vec(&[0i16; FRAME], 1500)?;
+        }
+        let codec_delay = codec_delay(&loops).context("cannot calibrate the codec delay")?;
+        Ok(Sound { talkers: loops, silence: Arc::from(silence), codec_delay })
+    }
+}
+
+/// Decodes every talker's loop locally (three loops in a row), sums them as
+/// an ideal zero-delay mixer would, and finds the gap: how far after the
+/// first silent packet's start the detector fires.
+fn codec_delay(loops: &[Vec<Arc<[u8]>>]) -> anyhow::Result<Duration> {
+    let mut sum = vec![0i32; 3 * LOOP_FRAMES as usize * FRAME];
+    for talker in loops {
+        let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono)?;
+        let mut pcm = [0i16; FRAME];
+        for n in 0..3 * LOOP_FRAMES as usize {
+            let got = dec.decode(&talker[n % LOOP_FRAMES as usize], &mut pcm, false)?;
+            for (i, s) in pcm[..got].iter().enumerate() {
+                sum[n * FRAME + i] += i32::from(*s);
+            }
+        }
+    }
+    let mixed: Vec<i16> = sum.iter().map(|&s| s.clamp(-32768, 32767) as i16).collect();
+    let mut detector = GapDetector::default();
+    let mut found = Vec::new();
+    for (n, frame) in mixed.chunks(FRAME).enumerate() {
+        if let Some(offset) = detector.push(frame) {
+            found.push(n * FRAME + offset);
+        }
+    }
+    // The second loop's gap (the first may start before the detector is armed).
+    let gap = (LOOP_FRAMES + GAP_START) as usize * FRAME;
+    let onset = found.into_iter().find(|&s| s >= gap).context("no gap found in the local decode")?;
+    Ok(Duration::from_secs_f64((onset - gap) as f64 / 48_000.0))
+}
+
+/// Finds where a steady signal falls silent, to 1 ms.
+#[derive(Default)]
+pub struct GapDetector {
+    /// Loud 1 ms blocks in a row.
+    loud_run: u32,
+    /// Smoothed RMS of the loud blocks.
+    level: f64,
+    armed: bool,
+}
+
+impl GapDetector {
+    /// Feeds one packet's decoded samples (a multiple of 1 ms); returns the
+    /// offset of the first silent block if the signal fell silent in it.
+    pub fn push(&mut self, pcm: &[i16]) -> Option<usize> {
+        let mut found = None;
+        for (b, block) in pcm.chunks(BLOCK).enumerate() {
+            let energy: f64 = block.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+            let rms = (energy / block.len() as f64).sqrt();
+            if rms > 1_000.0 {
+                self.loud_run += 1;
+                self.level = if self.loud_run == 1 { rms } else { 0.95 * self.level + 0.05 * rms };
+                // 100 ms of signal arm the detector.
+                if self.loud_run >= 100 {
+                    self.armed = true;
+                }
+            } else {
+                if self.armed && rms < 0.2 * self.level && found.is_none() {
+                    found = Some(b * BLOCK);
+                    self.armed = false;
+                }
+                self.loud_run = 0;
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_codec_delay_is_a_few_milliseconds() {
+        let sound = Sound::new(3).expect("sound");
+        assert_eq!(sound.talkers.len(), 3);
+        assert!(sound.codec_delay <= Duration::from_millis(15), "{:?}", sound.codec_delay);
+    }
+
+    #[test]
+    fn the_detector_finds_a_gap_to_the_millisecond() {
+        let mut d = GapDetector::default();
+        let tone: Vec<i16> = (0..FRAME).map(|i| ((i as f64 * 0.1).sin() * 8000.0) as i16).collect();
+        for _ in 0..10 {
+            assert_eq!(d.push(&tone), None);
+        }
+        let mut half = tone.clone();
+        half[480..].fill(0);
+        assert_eq!(d.push(&half), Some(480));
+        assert_eq!(d.push(&[0; FRAME]), None);
+    }
+}
