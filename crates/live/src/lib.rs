@@ -33,6 +33,7 @@ pub mod names;
 pub mod opus;
 pub mod packager;
 pub mod playlist;
+pub mod recording;
 pub mod reload;
 pub mod rtp;
 
@@ -40,7 +41,11 @@ pub use fmp4::{AudioParams, VideoParams};
 pub use names::{MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, ResourceName};
 pub use packager::{
     CACHE_IMMUTABLE, CACHE_PLAYLIST, ConfigError, Counters, Event, InputError, LiveConfig,
-    LivePackager, Lookup, Resource,
+    LivePackager, Lookup, PartInfo, Resource, SegmentInfo,
+};
+pub use recording::{
+    Action as RecordingAction, Plan as RecordingPlan, RECORDING_PLAYLIST, RecordedName, Recorder,
+    RecorderConfig, RecorderCounters,
 };
 pub use reload::{BadRequest, Directives, Reload, ReloadState};
 pub use rtp::{H264Depacketizer, RtpH264Error};

@@ -248,6 +248,36 @@ pub struct Resource {
     pub cache_control: &'static str,
 }
 
+/// A published part, with what a recorder needs to store it on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    pub msn: u64,
+    pub index: u32,
+    /// 90 kHz ticks.
+    pub duration: u64,
+    pub independent: bool,
+    /// Init segment generation of its segment.
+    pub init: u32,
+    /// Its segment follows an EXT-X-DISCONTINUITY.
+    pub discontinuity: bool,
+    pub bytes: Bytes,
+}
+
+/// A complete segment, with what a recorder needs to store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub msn: u64,
+    /// 90 kHz ticks.
+    pub duration: u64,
+    pub init: u32,
+    pub discontinuity: bool,
+    /// Unix milliseconds of its first sample.
+    pub program_date_time_ms: i64,
+    pub parts: u32,
+    /// Its parts' bytes, concatenated.
+    pub bytes: Bytes,
+}
+
 /// The answer to a request for a part, segment or init segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
@@ -1245,6 +1275,55 @@ impl LivePackager {
     }
 
     // ------------------------------------------------------------- resources
+
+    /// A published part (complete segment or the one being built) while the
+    /// packager still holds it: always so right after its `PartReady`.
+    pub fn part_info(&self, msn: u64, index: u32) -> Option<PartInfo> {
+        let info = |init: u32, discontinuity: bool, p: &PartRec| PartInfo {
+            msn,
+            index,
+            duration: p.duration,
+            independent: p.independent,
+            init,
+            discontinuity,
+            bytes: p.bytes.clone(),
+        };
+        if let Some(s) = self.segments.iter().find(|s| s.msn == msn) {
+            return s
+                .parts
+                .get(index as usize)
+                .map(|p| info(s.init, s.discontinuity, p));
+        }
+        let run = self.run.as_ref().filter(|r| r.seg.msn == msn)?;
+        run.seg
+            .parts
+            .get(index as usize)
+            .map(|p| info(run.seg.init, run.seg.discontinuity, p))
+    }
+
+    /// A complete segment while the packager still holds it: always so
+    /// right after its `SegmentReady`.
+    pub fn segment_info(&self, msn: u64) -> Option<SegmentInfo> {
+        let s = self.segments.iter().find(|s| s.msn == msn)?;
+        Some(SegmentInfo {
+            msn,
+            duration: s.duration,
+            init: s.init,
+            discontinuity: s.discontinuity,
+            program_date_time_ms: s.pdt_ms,
+            parts: s.parts.len() as u32,
+            bytes: s.bytes.clone(),
+        })
+    }
+
+    /// The bytes of init segment `generation` while it is held: always so
+    /// right after its `InitReady`.
+    pub fn init_bytes(&self, generation: u32) -> Option<Bytes> {
+        self.inits
+            .iter()
+            .find(|i| i.generation == generation)
+            .map(|i| i.bytes.clone())
+    }
 
     /// Looks up a part, segment or init segment by name (strictly validated;
     /// playlists are not served from here).
