@@ -8,7 +8,10 @@
  * moves on, is red, and the sound carries the 440 Hz tone (LL-HLS through
  * hls.js). When the broadcast stops the watch page says "Off air". Both
  * pages are also checked, and photographed, at 375 px and on a desktop,
- * and with nobody on air.
+ * and with nobody on air. With three people in the conference (red, green
+ * and blue cameras), the host's video lock decides what goes on air: the
+ * viewer's picture follows the host's received video from one person to the
+ * other while the player keeps playing.
  */
 
 import assert from "node:assert/strict";
@@ -17,7 +20,7 @@ import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 
 import { CHROMIUM_ARGS, CHROMIUM_PATH, DESKTOP, PHONE, collectErrors, pageWidth, screenshotDir } from "./browser.mjs";
-import { colourName, launchWithFakeDevices, makeFakeMedia, pollUntil } from "./conference-media.mjs";
+import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil } from "./conference-media.mjs";
 import { startServer } from "./server.mjs";
 
 // Every server of the test run gets its own free UDP port for media.
@@ -26,6 +29,11 @@ process.env.CONFCAST_MEDIA_PORT = "0";
 const HOST = { username: "hana", password: "hana-secret-1", display_name: "Hana Host" };
 const TITLE = "Red test pattern";
 const TONE = 440;
+/** The other two people of the switching test: camera colour and tone. */
+const GUESTS = [
+  { username: "gina", password: "gina-secret-1", display_name: "Gina Green", colour: "green", tone: 660 },
+  { username: "bruno", password: "bruno-secret-1", display_name: "Bruno Blue", colour: "blue", tone: 880 },
+];
 
 /** @type {import("./server.mjs").RunningServer} */
 let server;
@@ -39,7 +47,7 @@ let hostBrowser;
 let viewerBrowser;
 
 before(async () => {
-  [server, media, shots] = await Promise.all([startServer(), makeFakeMedia(["red"], [TONE]), screenshotDir()]);
+  [server, media, shots] = await Promise.all([startServer(), makeFakeMedia(["red", ...GUESTS.map((g) => g.colour)], [TONE, ...GUESTS.map((g) => g.tone)]), screenshotDir()]);
   [hostBrowser, viewerBrowser] = await Promise.all([
     launchWithFakeDevices({ video: media.video("red"), audio: media.audio(TONE) }),
     chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"] }),
@@ -210,10 +218,21 @@ function toneInVideo(page, hz, ms) {
  * @param {boolean} on
  */
 async function setBroadcast(token, roomId, on) {
-  const response = await fetch(`${server.baseUrl}/api/v1/rooms/${encodeURIComponent(roomId)}/broadcast`, {
+  return putJson(token, `/api/v1/rooms/${encodeURIComponent(roomId)}/broadcast`,
+    on ? { on: true, title: TITLE, description: "A red picture and a 440 Hz tone." } : { on: false });
+}
+
+/**
+ * A PUT with a JSON body and a bearer token that must answer 200.
+ * @param {string} token
+ * @param {string} apiPath
+ * @param {unknown} body
+ */
+async function putJson(token, apiPath, body) {
+  const response = await fetch(`${server.baseUrl}${apiPath}`, {
     method: "PUT",
     headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: JSON.stringify(on ? { on: true, title: TITLE, description: "A red picture and a 440 Hz tone." } : { on: false }),
+    body: JSON.stringify(body),
   });
   const text = await response.text();
   assert.equal(response.status, 200, text);
@@ -421,5 +440,96 @@ test("on air: the directory updates live and the watch page plays the room's pic
     throw err;
   } finally {
     await Promise.all([hostContext.close(), desktop.context.close(), phone.context.close()]);
+  }
+});
+
+test("on air with three people: the host's lock switches the picture and the player keeps playing", { timeout: 120_000 }, async (t) => {
+  const started = Date.now();
+  const host = { username: "rosa", password: "rosa-secret-1", display_name: "Rosa Red" };
+  const guestBrowsers = await Promise.all(GUESTS.map((g) => launchWithFakeDevices({ video: media.video(g.colour), audio: media.audio(g.tone) })));
+  const contexts = await Promise.all(
+    [hostBrowser, ...guestBrowsers].map((browser) => browser.newContext({ baseURL: server.baseUrl, viewport: DESKTOP })),
+  );
+  for (const context of contexts) context.setDefaultTimeout(15_000);
+  const pages = await Promise.all(contexts.map((context) => context.newPage()));
+  const [hostPage] = pages;
+  const errors = pages.map((page, i) => collectErrors(page, i === 0 ? host.username : GUESTS[i - 1].username));
+  const viewer = await viewerPage(DESKTOP, "viewer");
+  try {
+    // The host registers, the two others register and accept an invite link.
+    const registered = await contexts[0].request.post("/api/v1/auth/register", { data: host });
+    assert.equal(registered.status(), 201, await registered.text());
+    const { token, room } = await registered.json();
+    const link = await contexts[0].request.post(`/api/v1/rooms/${encodeURIComponent(room.id)}/invite-links`, { data: {} });
+    assert.equal(link.status(), 201, await link.text());
+    const linkToken = (await link.json()).token;
+    await Promise.all(
+      GUESTS.map(async (guest, i) => {
+        const request = contexts[i + 1].request;
+        const made = await request.post("/api/v1/auth/register", { data: { username: guest.username, password: guest.password, display_name: guest.display_name } });
+        assert.equal(made.status(), 201, await made.text());
+        const accepted = await request.post(`/api/v1/invite-links/${encodeURIComponent(linkToken)}/accept`);
+        assert.ok(accepted.ok(), await accepted.text());
+      }),
+    );
+    // All three join the conference.
+    await Promise.all(
+      pages.map(async (page) => {
+        await page.goto(`/rooms/${encodeURIComponent(room.id)}`);
+        await page.getByRole("button", { name: "Join conference", exact: true }).click();
+        await page.waitForFunction(() => document.documentElement.dataset.conferenceState === "connected", null, { timeout: 30_000 });
+      }),
+    );
+    const lockTo = (/** @type {string} */ username) =>
+      putJson(token, `/api/v1/rooms/${encodeURIComponent(room.id)}/video-lock`, { locked: true, designated: username });
+    const [first, second] = GUESTS;
+
+    // Locked to the first guest, the host receives green; on air, the viewer sees it too.
+    await lockTo(first.username);
+    await pollUntil(() => mainVideoColour(hostPage), (c) => colourName(c) === first.colour, { what: `the host to receive ${first.colour}` });
+    await setBroadcast(token, room.id, true);
+    await viewer.page.goto(`/watch/${encodeURIComponent(room.id)}`);
+    await pollUntil(
+      () => stageState(viewer.page),
+      (s) => s !== null && s.state === "playing" && s.currentTime > 0,
+      { timeout: 45_000, what: "the watch page to play" },
+    );
+    await pollUntil(() => watchVideoColour(viewer.page), (c) => colourName(c) === first.colour, { what: `a ${first.colour} picture on air` });
+    t.diagnostic(`on air showing ${first.colour} after ${Date.now() - started} ms`);
+
+    // The host designates the second guest: the host and then the viewer see blue.
+    const beforeSwitch = await stageState(viewer.page);
+    assert.ok(beforeSwitch);
+    await lockTo(second.username);
+    await pollUntil(() => mainVideoColour(hostPage), (c) => colourName(c) === second.colour, { what: `the host to receive ${second.colour}` });
+    const switched = Date.now();
+    await pollUntil(() => watchVideoColour(viewer.page), (c) => colourName(c) === second.colour, { what: `a ${second.colour} picture on air` });
+    t.diagnostic(`the viewer's picture turned ${second.colour} ${Date.now() - switched} ms after the host's`);
+
+    // The player went on playing through the switch, and keeps playing.
+    const afterSwitch = await stageState(viewer.page);
+    assert.ok(afterSwitch && afterSwitch.state === "playing", `playing after the switch: ${JSON.stringify(afterSwitch)}`);
+    assert.ok(afterSwitch.currentTime > beforeSwitch.currentTime, `currentTime advanced: ${beforeSwitch.currentTime} → ${afterSwitch.currentTime}`);
+    const later = await pollUntil(
+      () => stageState(viewer.page),
+      (s) => s !== null && s.currentTime >= afterSwitch.currentTime + 2,
+      { timeout: 20_000, what: "currentTime to advance by 2 s after the switch" },
+    );
+    assert.equal(later?.state, "playing");
+    assert.equal(colourName(await watchVideoColour(viewer.page)), second.colour);
+    reportHls(t, viewer.hlsReports);
+    assert.deepEqual(viewer.hlsReports.filter((r) => r.includes("hls.js: fatal")), [], "hls.js reported no fatal error");
+    assert.deepEqual([...viewer.errors, ...errors.flat()], [], "no script errors in the pages");
+    await setBroadcast(token, room.id, false);
+    t.diagnostic(`done in ${Date.now() - started} ms`);
+  } catch (err) {
+    await viewer.page.screenshot({ path: path.join(shots, "failure-switch-viewer.png"), fullPage: true }).catch(() => {});
+    await hostPage.screenshot({ path: path.join(shots, "failure-switch-host.png"), fullPage: true }).catch(() => {});
+    reportHls(t, viewer.hlsReports);
+    t.diagnostic(`server output:\n${server.logs().slice(-6000)}`);
+    throw err;
+  } finally {
+    await Promise.all([viewer.context.close(), ...contexts.map((context) => context.close())]);
+    await Promise.all(guestBrowsers.map((browser) => browser.close()));
   }
 });
