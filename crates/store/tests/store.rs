@@ -142,3 +142,51 @@ async fn one_live_broadcast_per_room_and_stale_ones_end_on_restart() {
     assert_eq!(store.end_stale_broadcasts(NOW + 200).await.expect("end stale"), 1);
     assert!(store.live_broadcast(&room.id).await.expect("live").is_none());
 }
+
+#[tokio::test]
+async fn recordings_follow_their_broadcast_from_recording_to_ready_or_failed() {
+    use confcast_store::RecordingState;
+    let (store, _dir) = store().await;
+    let (alice, room) = store.register("alice", "Alice", "h", NOW).await.expect("alice");
+    let first = store.start_broadcast(&room.id, "First", "", alice.id, NOW).await.expect("start");
+    let recording = store.start_recording(&first.id, NOW).await.expect("record");
+    assert_eq!(recording.state, RecordingState::Recording);
+    assert_eq!(recording.storage_key, first.id);
+    assert_eq!(recording.broadcast.title, "First");
+    store.recording_progress(&first.id, 10_000, 1_000_000).await.expect("progress");
+    store.recording_error(&first.id, "disk full").await.expect("error");
+    // Still on air: not unfinished business for a restart.
+    assert!(store.unfinished_recordings().await.expect("unfinished").is_empty());
+    store.end_broadcast(&room.id, NOW + 20).await.expect("end");
+    let unfinished = store.unfinished_recordings().await.expect("unfinished");
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!((unfinished[0].duration_ms, unfinished[0].bytes), (10_000, 1_000_000));
+    assert_eq!(unfinished[0].error.as_deref(), Some("disk full"));
+    assert!(store.recent_recordings(10, 0).await.expect("recent").is_empty(), "only ready ones are public");
+
+    store.finish_recording(&first.id, RecordingState::Ready, 19_500, 2_000_000, NOW + 21).await.expect("finish");
+    // Progress after the end changes nothing.
+    store.recording_progress(&first.id, 1, 1).await.expect("late progress");
+    let ready = store.recording(&first.id).await.expect("ready");
+    assert_eq!((ready.state, ready.duration_ms, ready.bytes, ready.finished_at), (RecordingState::Ready, 19_500, 2_000_000, Some(NOW + 21)));
+
+    let second = store.start_broadcast(&room.id, "Second", "", alice.id, NOW + 100).await.expect("start");
+    store.start_recording(&second.id, NOW + 100).await.expect("record");
+    store.end_broadcast(&room.id, NOW + 110).await.expect("end");
+    store.finish_recording(&second.id, RecordingState::Failed, 0, 0, NOW + 111).await.expect("finish");
+    let listed: Vec<String> = store.room_recordings(&room.id).await.expect("room").into_iter().map(|r| r.broadcast.title).collect();
+    assert_eq!(listed, ["Second", "First"]);
+    assert_eq!(store.recent_recordings(10, 0).await.expect("recent").len(), 1);
+    assert_eq!(store.finished_recordings().await.expect("finished").len(), 2);
+    assert_eq!(store.recording_keys().await.expect("keys").len(), 2);
+
+    store.delete_recording(&first.id).await.expect("delete");
+    assert!(matches!(store.recording(&first.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_recording(&first.id).await, Err(StoreError::NotFound(_))));
+    // Deleting the room takes its broadcasts and their recordings along.
+    let studio = store.create_room(alice.id, "Studio", NOW).await.expect("room");
+    let third = store.start_broadcast(&studio.id, "Third", "", alice.id, NOW + 200).await.expect("start");
+    store.start_recording(&third.id, NOW + 200).await.expect("record");
+    store.delete_room(&studio.id).await.expect("delete room");
+    assert!(matches!(store.recording(&third.id).await, Err(StoreError::NotFound(_))));
+}
