@@ -120,6 +120,10 @@ struct Peer {
     timeout: Instant,
     /// Queued in `Room::dirty`: its output must be drained.
     dirty: bool,
+    /// Media was written since the last `Timeout` input. str0m's pacer only
+    /// releases written packets on a timeout, so the drain feeds one first:
+    /// packets leave in the same pass instead of waiting for a timer wake-up.
+    pending_send: bool,
     video_mid: Option<Mid>,
     audio_mid: Option<Mid>,
     /// Payload types to send with, found once per peer (negotiation does
@@ -310,6 +314,7 @@ impl Room {
                 rtc,
                 timeout: now,
                 dirty: false,
+                pending_send: false,
                 video_mid: None,
                 audio_mid: None,
                 audio_pt: None,
@@ -393,27 +398,21 @@ impl Room {
 
     /// Drives every peer's and the Router's timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        // Mix first: str0m sends what `write_rtp` queued on the next Timeout
-        // input, so the mix goes out in this call, not one wake-up later.
+        // Peers that get the mix are drained (with a Timeout input) by `pump`.
         while let Some(tick) = self.mixer.tick(now) {
             self.deliver_audio(&tick, now);
         }
-        // Every peer that just got audio, and every peer whose timer is due.
-        let mut due: Vec<ParticipantId> = self.dirty.clone();
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            if self.peers.get(&id).is_some_and(|p| p.timeout == at) {
-                due.push(id);
+            if let Some(peer) = self.peers.get_mut(&id)
+                && peer.timeout == at
+            {
+                peer.pending_send = true;
+                self.touch(id);
             }
-        }
-        for id in due {
-            if let Some(peer) = self.peers.get_mut(&id) {
-                let _ = peer.rtc.handle_input(Input::Timeout(now));
-            }
-            self.touch(id);
         }
         self.router.handle_timeout(now);
         self.pump(now);
@@ -452,6 +451,9 @@ impl Room {
             for id in std::mem::take(&mut self.dirty) {
                 let Some(peer) = self.peers.get_mut(&id) else { continue };
                 peer.dirty = false;
+                if std::mem::take(&mut peer.pending_send) {
+                    let _ = peer.rtc.handle_input(Input::Timeout(now));
+                }
                 loop {
                     match peer.rtc.poll_output() {
                         Ok(Output::Timeout(t)) => {
@@ -464,7 +466,7 @@ impl Room {
                         Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
                             source: t.source,
                             destination: t.destination,
-                            contents: t.contents.to_vec(),
+                            contents: t.contents.into(),
                         }),
                         Ok(Output::Event(e)) => events.push((id, e)),
                         Err(_) => {
@@ -618,6 +620,7 @@ impl Room {
             // The frame's nominal time, so sender reports stay right when
             // the timer fires late.
             stream.write_rtp(RtpWrite::new(pt, seq, timestamp, tick.at, payload.to_vec()).marker(route.switched).nackable(false));
+            peer.pending_send = true;
             written.push(ParticipantId(route.listener.0));
         }
         for id in written {
@@ -688,6 +691,7 @@ impl Room {
                 .marker(f.header.marker)
                 .nackable(true),
         );
+        peer.pending_send = true;
         self.touch(r);
     }
 

@@ -2,7 +2,7 @@
 //! them datagrams, commands and time, and carries their outputs to the
 //! network and to the participants' WebSockets.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,16 +19,21 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::protocol::{ClientMessage, ProtocolError, RosterEntry, ServerMessage, VERSION};
+use super::udp_batch::{send_all, BatchReceiver, BATCH};
 use super::{Command, Conference, Joined, LockError, LockState, MediaConfig, Member, Outgoing, COMMAND_QUEUE};
 
-/// Largest datagram read; WebRTC packets stay under the path MTU.
-const MAX_DATAGRAM: usize = 2048;
 /// Above this many remembered peer addresses the index is rebuilt lazily.
 const MAX_ADDRESSES: usize = 100_000;
+/// Socket buffers asked for. The kernel's default receive buffer (about
+/// 200 KiB) overflows in bursts at a few hundred participants; the kernel
+/// caps the request at `net.core.rmem_max` / `wmem_max`.
+const SOCKET_BUFFER: usize = 8 << 20;
+/// Receive batches read per wake-up before timers and commands get a turn.
+const BATCHES_PER_WAKE: usize = 4;
 
 /// Binds the media socket and starts the loop.
 pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
-    let socket = UdpSocket::bind(config.bind).await?;
+    let socket = bind_socket(config.bind)?;
     let bound = socket.local_addr()?;
     let advertised = SocketAddr::new(config.public_ip.unwrap_or(bound.ip()), bound.port());
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
@@ -41,6 +46,8 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
         by_address: HashMap::new(),
         next_participant: 1,
         touched: Vec::new(),
+        ice_deadlines: BTreeSet::new(),
+        outgoing: Vec::new(),
     };
     tokio::spawn(state.run(receiver));
     tracing::info!(media = %advertised, "media socket ready");
@@ -54,7 +61,8 @@ struct Person {
     video: bool,
     talking: bool,
     connected: bool,
-    joined_at: Instant,
+    /// When ICE must have completed (see `Loop::ice_deadlines`).
+    ice_deadline: Instant,
 }
 
 struct LiveRoom {
@@ -78,41 +86,65 @@ struct Loop {
     /// Rooms that had input since the last flush: only their output is
     /// collected, so a packet costs its own room, not every room.
     touched: Vec<String>,
+    /// Participants whose ICE has not completed, by deadline: the next
+    /// wake-up is found without scanning everyone.
+    ice_deadlines: BTreeSet<(Instant, String, ParticipantId)>,
+    /// Datagrams collected from the Rooms, sent in batches.
+    outgoing: Vec<confcast_media::room::Datagram>,
 }
 
 impl Loop {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut buffer = vec![0u8; MAX_DATAGRAM];
+        let mut receiver = BatchReceiver::new();
+        let sleep = tokio::time::sleep_until(self.next_wake().into());
+        tokio::pin!(sleep);
         loop {
-            let wake = self.next_wake();
+            let wake = tokio::time::Instant::from(self.next_wake());
+            if sleep.deadline() != wake {
+                sleep.as_mut().reset(wake);
+            }
             tokio::select! {
-                received = self.socket.recv_from(&mut buffer) => match received {
-                    Ok((len, from)) => {
-                        let now = Instant::now();
-                        self.datagram(from, &buffer[..len], now);
-                    }
-                    Err(error) => tracing::debug!(%error, "media socket receive error"),
-                },
+                // Timers first: a busy socket must not delay the audio ticks.
+                biased;
+                () = &mut sleep => self.timeouts(Instant::now()),
                 command = commands.recv() => match command {
                     Some(command) => self.command(command, Instant::now()),
                     None => break,
                 },
-                () = tokio::time::sleep_until(wake.into()) => self.timeouts(Instant::now()),
+                readable = self.socket.readable() => match readable {
+                    Ok(()) => self.receive(&mut receiver),
+                    Err(error) => tracing::debug!(%error, "media socket error"),
+                },
             }
             self.flush().await;
         }
         tracing::info!("media loop stopped");
     }
 
+    /// Reads and handles what the socket holds, a few batches at most.
+    fn receive(&mut self, receiver: &mut BatchReceiver) {
+        for _ in 0..BATCHES_PER_WAKE {
+            let count = match receiver.try_receive(&self.socket) {
+                Ok(count) => count,
+                Err(error) => {
+                    tracing::debug!(%error, "media socket receive error");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            for (from, contents) in receiver.datagrams() {
+                self.datagram(from, contents, now);
+            }
+            if count < BATCH {
+                return;
+            }
+        }
+    }
+
     fn next_wake(&self) -> Instant {
         let idle = Instant::now() + Duration::from_secs(1);
-        self.rooms
-            .values()
-            .flat_map(|live| {
-                let ice = live.people.values().filter(|p| !p.connected).map(|p| p.joined_at + self.ice_timeout);
-                live.room.poll_timeout().into_iter().chain(ice)
-            })
-            .fold(idle, Instant::min)
+        let ice = self.ice_deadlines.first().map(|(at, _, _)| *at);
+        self.rooms.values().filter_map(|live| live.room.poll_timeout()).chain(ice).fold(idle, Instant::min)
     }
 
     fn datagram(&mut self, from: SocketAddr, contents: &[u8], now: Instant) {
@@ -143,19 +175,17 @@ impl Loop {
     }
 
     fn timeouts(&mut self, now: Instant) {
-        let mut expired = Vec::new();
         for (room_id, live) in &mut self.rooms {
             if live.room.poll_timeout().is_some_and(|t| t <= now) {
                 live.room.handle_timeout(now);
                 self.touched.push(room_id.clone());
             }
-            for (id, person) in &live.people {
-                if !person.connected && person.joined_at + self.ice_timeout <= now {
-                    expired.push((room_id.clone(), *id));
-                }
-            }
         }
-        for (room_id, participant) in expired {
+        while let Some((at, room_id, participant)) = self.ice_deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.ice_deadlines.pop_first();
             tracing::info!(room = %room_id, %participant, "ICE did not complete in time; dropping");
             self.drop_participant(&room_id, participant, Some(("ice_timeout", "the media connection could not be established")), now);
         }
@@ -256,8 +286,9 @@ impl Loop {
         let role_name = member.role.as_str().to_owned();
         live.people.insert(
             participant,
-            Person { member, outbox, audio: true, video: true, talking: false, connected: false, joined_at: now },
+            Person { member, outbox, audio: true, video: true, talking: false, connected: false, ice_deadline: now + self.ice_timeout },
         );
+        self.ice_deadlines.insert((now + self.ice_timeout, room_id.to_owned(), participant));
         metrics::gauge!("conference_participants").increment(1.0);
         tracing::info!(room = %room_id, %participant, user = %username, "joined");
         send(live, participant, ServerMessage::Joined { version: VERSION, you: username, role: role_name, sdp: answer.clone() });
@@ -389,6 +420,9 @@ impl Loop {
         self.room_events(room_id, now);
         let Some(live) = self.rooms.get_mut(room_id) else { return };
         if let Some(person) = live.people.remove(&participant) {
+            if !person.connected {
+                self.ice_deadlines.remove(&(person.ice_deadline, room_id.to_owned(), participant));
+            }
             metrics::gauge!("conference_participants").decrement(1.0);
             tracing::info!(room = %room_id, %participant, user = %person.member.username, "left");
             if let Some((code, message)) = why {
@@ -418,8 +452,11 @@ impl Loop {
             while let Some(event) = live.room.poll_event() {
                 match event {
                     RoomEvent::Connected(p) => {
-                        if let Some(person) = live.people.get_mut(&p) {
+                        if let Some(person) = live.people.get_mut(&p)
+                            && !person.connected
+                        {
                             person.connected = true;
+                            self.ice_deadlines.remove(&(person.ice_deadline, room_id.to_owned(), p));
                         }
                     }
                     RoomEvent::Disconnected(p) => disconnected.push(p),
@@ -481,12 +518,37 @@ impl Loop {
                 }
             }
             while let Some(datagram) = live.room.poll_transmit() {
-                if let Err(error) = self.socket.send_to(&datagram.contents, datagram.destination).await {
-                    tracing::debug!(%error, to = %datagram.destination, "media send failed");
-                }
+                self.outgoing.push(datagram);
             }
         }
+        if !self.outgoing.is_empty() {
+            send_all(&self.socket, &self.outgoing).await;
+            self.outgoing.clear();
+        }
     }
+}
+
+/// The media socket, with buffers for bursts (see [`SOCKET_BUFFER`]).
+fn bind_socket(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    // Refusals are not fatal: the default buffers work, only less well.
+    if let Err(error) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::warn!(%error, "cannot enlarge the media socket's receive buffer");
+    }
+    if let Err(error) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::warn!(%error, "cannot enlarge the media socket's send buffer");
+    }
+    socket.bind(&address.into())?;
+    let receive = socket.recv_buffer_size().unwrap_or(0);
+    if receive < SOCKET_BUFFER / 2 {
+        tracing::warn!(
+            bytes = receive,
+            "the media socket's receive buffer is small; raise net.core.rmem_max for rooms of hundreds"
+        );
+    }
+    UdpSocket::from_std(socket.into())
 }
 
 fn rand_seed() -> u64 {

@@ -9,6 +9,7 @@
 mod media_loop;
 pub mod protocol;
 pub mod signalling;
+mod udp_batch;
 
 use std::net::SocketAddr;
 use std::time::Duration;
