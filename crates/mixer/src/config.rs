@@ -68,7 +68,7 @@ impl Default for MixerConfig {
     fn default() -> Self {
         MixerConfig {
             max_speakers: 3,
-            jitter_min_delay: Duration::from_millis(20),
+            jitter_min_delay: Duration::from_millis(15),
             jitter_max_delay: Duration::from_millis(200),
             bitrate: 32_000,
             complexity: 8,

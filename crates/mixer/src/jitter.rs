@@ -48,9 +48,14 @@ const IDLE: i64 = 48_000;
 const REANCHOR: i64 = 24_000;
 /// Hard cap on queued packets (2.5 ms packets at 200 ms delay need 80).
 const MAX_PACKETS: usize = 128;
-/// Margin on top of the observed jitter: covers the tick phase (playout is
-/// within one frame of the ideal) plus 5 ms.
-const DELAY_MARGIN: i64 = FRAME + 240;
+/// Margin on top of the observed jitter: playout may lag the ideal by up to
+/// half a frame before a hold (see `HOLD_AT`), plus 5 ms.
+const DELAY_MARGIN: i64 = FRAME / 2 + 240;
+/// Playout this far behind the ideal is held back a frame (when the source
+/// is quiet or not selected). Half a frame: the band between a hold and a
+/// skip (one frame ahead) is 1.5 frames wide, so one nudge of a frame never
+/// lands on the other threshold.
+const HOLD_AT: i64 = FRAME / 2;
 /// Packets kept after playout passed them, to prime a decoder when the source
 /// gets selected.
 const HISTORY: usize = 2;
@@ -387,7 +392,7 @@ impl JitterBuffer {
             self.drop_stale();
             return Adjust::Skip;
         }
-        if err <= -FRAME && ((relaxed && pending_empty) || err <= -2 * FRAME) {
+        if err <= -HOLD_AT && ((relaxed && pending_empty) || err <= -2 * FRAME) {
             return Adjust::Hold;
         }
         Adjust::Normal

@@ -537,9 +537,7 @@ impl Mixer {
                 add_counters(&mut self.stats, &mut src.stats, &c);
                 if let Some(arrival) = c.frame_arrival {
                     let wait = played.saturating_sub(arrival);
-                    self.stats
-                        .latency
-                        .record_samples(wait.saturating_add(FRAME_SAMPLES as i64));
+                    self.stats.latency.record_samples(wait);
                 }
             }
             src.jb.end_tick(adj == Adjust::Hold);
