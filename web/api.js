@@ -74,6 +74,29 @@
  * @property {number | null} next_offset
  */
 
+/**
+ * A past (or still recording) broadcast.
+ * @typedef {object} Recording
+ * @property {string} id the broadcast's id
+ * @property {string} room_id
+ * @property {string} title
+ * @property {string} description
+ * @property {UserRef} host
+ * @property {string} started_at RFC 3339
+ * @property {string | null} ended_at RFC 3339
+ * @property {"recording" | "ready" | "failed"} state
+ * @property {number} duration_seconds
+ * @property {number} bytes
+ * @property {string} [problem] the last storage problem (members only)
+ * @property {{hls: string, page: string} | null} replay once ready
+ */
+
+/**
+ * @typedef {object} RecordingPage
+ * @property {Recording[]} recordings
+ * @property {number | null} next_offset
+ */
+
 const BASE = "/api/v1";
 
 /** An error answer of the API (`{"error": {"code", "message"}}`) or a network failure. */
@@ -309,4 +332,42 @@ export function createInviteLink(roomId, expiresInSeconds) {
  */
 export function acceptInviteLink(token) {
   return request("POST", `/invite-links/${enc(token)}/accept`);
+}
+
+/**
+ * A room's recordings, newest first (members).
+ * @param {string} roomId
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<RecordingPage>}
+ */
+export function roomRecordings(roomId, signal) {
+  return request("GET", `/rooms/${enc(roomId)}/recordings`, undefined, signal);
+}
+
+/**
+ * Recent past broadcasts anyone can replay, newest first.
+ * @param {number} limit 1-50
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<RecordingPage>}
+ */
+export function recentRecordings(limit, signal) {
+  return request("GET", `/recordings?limit=${limit}`, undefined, signal);
+}
+
+/**
+ * @param {string} id
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<Recording>}
+ */
+export function getRecording(id, signal) {
+  return request("GET", `/recordings/${enc(id)}`, undefined, signal);
+}
+
+/**
+ * Deletes a recording (the room's host).
+ * @param {string} id
+ * @returns {Promise<void>}
+ */
+export async function deleteRecording(id) {
+  await request("DELETE", `/recordings/${enc(id)}`);
 }

@@ -24,6 +24,8 @@ const routes = [
   // air, and one room's channel player.
   { pattern: "/live", access: "any", load: () => import("./pages/live.js") },
   { pattern: "/watch/:room", access: "any", load: () => import("./pages/watch.js") },
+  // A past broadcast, with seeking (public, like the broadcast was).
+  { pattern: "/replay/:id", access: "any", load: () => import("./pages/replay.js") },
 ];
 
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));

@@ -17,6 +17,8 @@
  * @property {Invitation} invitation someone is inviting me: ring
  * @property {Invitation} invitation_updated an invitation I sent or received changed status
  * @property {Record<string, never>} rooms_changed my room list changed
+ * @property {{room_id: string, broadcast_id: string, message: string}} recording_error
+ *   a broadcast I host or started cannot be (fully) recorded; it stays live
  * @property {null} reconnected the stream was lost and is back: refetch what is shown
  */
 
@@ -24,7 +26,7 @@
 
 const STREAM_URL = "/api/v1/events";
 /** @type {EventName[]} */
-const SERVER_EVENTS = ["invitation", "invitation_updated", "rooms_changed"];
+const SERVER_EVENTS = ["invitation", "invitation_updated", "rooms_changed", "recording_error"];
 
 /** @type {EventSource | null} */
 let source = null;

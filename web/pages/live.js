@@ -5,11 +5,13 @@
  * and disappear, and viewer counts change, without reloading.
  */
 
+import * as api from "../api.js";
 import { session } from "../session.js";
 import { h } from "../ui.js";
 import { followDirectory, watchPath } from "../viewer/directory.js";
 import { everyTick, liveBadge, onAirTime, viewersText } from "../viewer/format.js";
 import { playIcon, tvIcon } from "../viewer/icons.js";
+import { recordingItem } from "../viewer/recordings.js";
 
 /** @typedef {import("../viewer/directory.js").LiveBroadcast} LiveBroadcast */
 
@@ -39,7 +41,31 @@ export function render({ main, signal }) {
     empty,
     announcer,
   );
-  main.append(section);
+  // Past broadcasts anyone can replay (they were public on air).
+  const recentList = h("ul", { class: "plain-list recording-list", "aria-labelledby": "recent-heading" });
+  const recent = h(
+    "section",
+    { class: "recent-broadcasts", "aria-labelledby": "recent-heading", hidden: true },
+    h("h2", { id: "recent-heading" }, "Recent broadcasts"),
+    recentList,
+  );
+  main.append(section, recent);
+
+  const loadRecent = async () => {
+    try {
+      const page = await api.recentRecordings(12, signal);
+      recentList.replaceChildren(...page.recordings.map((r) => recordingItem(r)));
+      recent.hidden = page.recordings.length === 0;
+    } catch (err) {
+      if (!signal.aborted) console.warn("could not load recent broadcasts", err);
+    }
+  };
+  void loadRecent();
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let recentTimer = null;
+  signal.addEventListener("abort", () => {
+    if (recentTimer !== null) clearTimeout(recentTimer);
+  });
 
   /** @type {Map<string, Card>} by room id */
   const cards = new Map();
@@ -53,6 +79,9 @@ export function render({ main, signal }) {
     const news = [];
     for (const [room, card] of cards) {
       if (present.has(room)) continue;
+      // Its recording is finished a moment after it goes off air.
+      if (recentTimer !== null) clearTimeout(recentTimer);
+      recentTimer = setTimeout(() => void loadRecent(), 3000);
       const title = card.item.querySelector(".live-title")?.textContent ?? "A channel";
       news.push(`${title} went off air.`);
       card.item.remove();

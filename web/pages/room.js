@@ -9,6 +9,7 @@
 import * as api from "../api.js";
 import { conferencePanel } from "../conference/view.js";
 import { onServerEvent } from "../events.js";
+import { recordingsSection } from "../recordings-section.js";
 import { loadSession, session } from "../session.js";
 import { busy, dateTime, errorText, field, h, messageArea, replace, roleBadge, say, uid, userName } from "../ui.js";
 
@@ -228,6 +229,9 @@ function roomView(initial, me, { navigate, reload, signal }) {
   // The conference: camera, microphone and the room's video (web/conference/).
   const conference = conferencePanel({ roomId: initial.id, signal });
 
+  // Past broadcasts of the room (web/recordings-section.js).
+  const recordings = recordingsSection({ roomId: initial.id, signal });
+
   // Leaving, or deleting a room one hosts.
   const leaveButton = h("button", { type: "button", class: "danger" }, "Leave room");
   const deleteButton = h("button", { type: "button", class: "danger" }, "Delete room");
@@ -341,6 +345,7 @@ function roomView(initial, me, { navigate, reload, signal }) {
     deleteButton.hidden = room.your_role !== "host" || room.personal;
     endSection.hidden = leaveButton.hidden && deleteButton.hidden;
     conference.setRole(room.your_role ?? null);
+    recordings.setRole(room.your_role ?? null);
   }
 
   update(initial);
@@ -354,7 +359,7 @@ function roomView(initial, me, { navigate, reload, signal }) {
     h(
       "div",
       { class: "room-grid" },
-      h("div", { class: "column" }, membersSection),
+      h("div", { class: "column" }, membersSection, recordings.element),
       h("div", { class: "column" }, inviteSection, endSection),
     ),
   );

@@ -24,7 +24,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFCAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Folder for the database (and, later, recordings). Created if missing.
+    /// Folder for the database (and, unless --recordings says otherwise,
+    /// recordings in `recordings/`). Created if missing.
     #[arg(long, env = "CONFCAST_DATA", default_value = "./data")]
     pub data: PathBuf,
 
@@ -53,6 +54,22 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CONFCAST_MAX_BODY", default_value_t = 64 * 1024)]
     pub max_body: usize,
+
+    /// Where broadcasts are recorded: a folder, `file:///folder`, or
+    /// `s3://bucket/prefix` (S3-compatible; credentials, region and endpoint
+    /// from the AWS_* variables). Default: `recordings` in the data folder.
+    #[arg(long, env = "CONFCAST_RECORDINGS")]
+    pub recordings: Option<String>,
+
+    /// Finished recordings older than this many seconds are deleted (0:
+    /// kept until deleted by hand).
+    #[arg(long, env = "CONFCAST_RECORDING_MAX_AGE", default_value_t = 0)]
+    pub recording_max_age: u64,
+
+    /// When all finished recordings together take more bytes than this, the
+    /// oldest are deleted (0: no limit).
+    #[arg(long, env = "CONFCAST_RECORDING_MAX_BYTES", default_value_t = 0)]
+    pub recording_max_bytes: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,5 +92,9 @@ mod tests {
         let Command::Serve(args) = cli.command;
         assert_eq!(args.listen.port(), 9000);
         assert!(Cli::try_parse_from(["confcast", "serve", "--listen", "nonsense"]).is_err());
+        let cli = Cli::try_parse_from(["confcast", "serve", "--recordings", "s3://media/cc", "--recording-max-age", "86400"]).expect("parse");
+        let Command::Serve(args) = cli.command;
+        assert_eq!((args.recordings.as_deref(), args.recording_max_age, args.recording_max_bytes), (Some("s3://media/cc"), 86400, 0));
+        assert!(Cli::try_parse_from(["confcast", "serve", "--recording-max-bytes", "-1"]).is_err());
     }
 }

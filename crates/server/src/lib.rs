@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod notify;
+pub mod recording;
 pub mod routes;
 pub mod serve;
 pub mod state;

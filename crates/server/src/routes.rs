@@ -27,6 +27,7 @@ use crate::web;
         (name = "invitations", description = "Inviting users into rooms"),
         (name = "conference", description = "Meeting in a room: signalling and the video lock"),
         (name = "live", description = "Broadcasting: going on air, the public directory, LL-HLS"),
+        (name = "recordings", description = "Past broadcasts: lists, replay media, deleting"),
         (name = "operations", description = "Health, metrics and this document")))]
 struct ApiDoc;
 
@@ -55,6 +56,9 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::streaming::on_air::put))
         .routes(routes!(crate::streaming::directory::list))
         .routes(routes!(crate::streaming::directory::events))
+        .routes(routes!(crate::recording::api::room_list))
+        .routes(routes!(crate::recording::api::recent))
+        .routes(routes!(crate::recording::api::get_one, crate::recording::api::delete))
         .routes(routes!(openapi_json))
 }
 
@@ -65,6 +69,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
         .routes(routes!(crate::streaming::hls::multivariant))
         .routes(routes!(crate::streaming::hls::resource))
+        .routes(routes!(crate::recording::api::media))
 }
 
 /// The OpenAPI document of every API route.
@@ -92,6 +97,7 @@ pub fn app(mut state: AppState) -> Router {
         .route("/join/{token}", get(web::page))
         .route("/live", get(web::page))
         .route("/watch/{room}", get(web::page))
+        .route("/replay/{broadcast}", get(web::page))
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::conference::{self, MediaConfig};
 use crate::config::ServeArgs;
+use crate::recording::{self, RecordingConfig, Recordings};
 use crate::routes::app;
 use crate::state::{AppState, Settings};
 
@@ -34,15 +35,31 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let conference = conference::start(media).await.with_context(|| format!("cannot open the media port {}", args.media_port))?;
     let state = AppState::new(store.clone(), Clock::system(), settings).with_conference(conference);
+    let recordings_spec = args.recordings.clone().unwrap_or_else(|| args.data.join("recordings").to_string_lossy().into_owned());
+    let storage = recording::storage::open(&recordings_spec)?;
+    let recording_config = RecordingConfig {
+        max_age: (args.recording_max_age > 0).then(|| Duration::from_secs(args.recording_max_age)),
+        max_bytes: (args.recording_max_bytes > 0).then_some(args.recording_max_bytes),
+        ..RecordingConfig::default()
+    };
+    let recordings = Recordings::new(storage, store.clone(), state.hub.clone(), state.clock.clone(), recording_config);
+    let state = state.with_recordings(recordings.clone());
+    // Recordings a crash left open are finished from what storage holds,
+    // then retention runs (now and periodically).
+    let finisher = tokio::spawn(async move {
+        recordings.finish_unfinished().await;
+        recording::retention_loop(recordings).await;
+    });
 
     let purger = tokio::spawn(purge_expired(store.clone(), state.clock.clone()));
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, data = %args.data.display(), "confcast is listening on http://{local}/");
+    tracing::info!(address = %local, data = %args.data.display(), recordings = %recordings_spec, "confcast is listening on http://{local}/");
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     purger.abort();
+    finisher.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

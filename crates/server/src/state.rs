@@ -9,6 +9,7 @@ use crate::auth::rate_limit::{LoginLimiter, LoginLimits};
 use crate::clock::Clock;
 use crate::conference::Conference;
 use crate::notify::Hub;
+use crate::recording::Recordings;
 use crate::streaming::Streaming;
 
 /// Settings that shape request handling (from the command line or tests).
@@ -52,6 +53,8 @@ pub struct AppState {
     pub conference: Option<Conference>,
     /// Live channels and the public directory.
     pub streaming: Arc<Streaming>,
+    /// Recording and replay; absent in tests that record nothing.
+    pub recordings: Option<Arc<Recordings>>,
 }
 
 impl AppState {
@@ -66,7 +69,13 @@ impl AppState {
             openapi_json: Arc::from("{}"),
             conference: None,
             streaming: Streaming::new(),
+            recordings: None,
         }
+    }
+
+    pub fn with_recordings(mut self, recordings: Arc<Recordings>) -> AppState {
+        self.recordings = Some(recordings);
+        self
     }
 
     pub fn with_conference(mut self, conference: Conference) -> AppState {

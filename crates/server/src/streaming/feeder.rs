@@ -12,6 +12,7 @@ use confcast_media::room::ProgramMedia;
 use tokio::sync::mpsc;
 
 use super::channel::LiveChannel;
+use crate::recording::RecordingSink;
 
 /// Largest access unit accepted (a 1080p keyframe fits comfortably).
 const MAX_ACCESS_UNIT: usize = 4 * 1024 * 1024;
@@ -19,8 +20,14 @@ const MAX_ACCESS_UNIT: usize = 4 * 1024 * 1024;
 const KEYFRAME_EVERY: Duration = Duration::from_millis(500);
 
 /// Feeds `channel` until the Program stops (the sender is dropped), then ends
-/// the playlist. `want_keyframe` asks the room for a keyframe.
-pub async fn run(channel: Arc<LiveChannel>, mut program: mpsc::Receiver<ProgramMedia>, want_keyframe: impl Fn()) {
+/// the playlist. `want_keyframe` asks the room for a keyframe. Every packager
+/// event also goes to `recording`, which never makes the feeder wait.
+pub async fn run(
+    channel: Arc<LiveChannel>,
+    mut program: mpsc::Receiver<ProgramMedia>,
+    want_keyframe: impl Fn(),
+    mut recording: Option<RecordingSink>,
+) {
     let mut depacketizer = H264Depacketizer::new(MAX_ACCESS_UNIT);
     let mut audio_clock = Unwrap32::default();
     let mut last_request: Option<Instant> = None;
@@ -58,11 +65,18 @@ pub async fn run(channel: Arc<LiveChannel>, mut program: mpsc::Receiver<ProgramM
             }
             let mut wanted = false;
             let mut changed = false;
+            let now_ms = unix_ms(SystemTime::now());
             while let Some(event) = packager.poll_event() {
+                if let Some(recording) = recording.as_mut() {
+                    recording.observe(event, packager, now_ms);
+                }
                 match event {
                     Event::KeyframeWanted => wanted = true,
                     _ => changed = true,
                 }
+            }
+            if let Some(recording) = recording.as_mut() {
+                recording.flush();
             }
             (wanted, changed)
         });
@@ -77,14 +91,26 @@ pub async fn run(channel: Arc<LiveChannel>, mut program: mpsc::Receiver<ProgramM
     }
     channel.with_packager(|p| {
         p.stop();
-        while p.poll_event().is_some() {}
+        let now_ms = unix_ms(SystemTime::now());
+        while let Some(event) = p.poll_event() {
+            if let Some(recording) = recording.as_mut() {
+                recording.observe(event, p, now_ms);
+            }
+        }
     });
     channel.changed();
+    if let Some(recording) = recording {
+        recording.finish().await;
+    }
     tracing::info!(
         room = %channel.info.room_id,
         dropped = channel.dropped.load(Ordering::Relaxed),
         "program ended"
     );
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Extends 32-bit RTP timestamps to 64 bits across wraps.

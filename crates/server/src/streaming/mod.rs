@@ -20,6 +20,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use channel::{ChannelInfo, LiveChannel};
 
+use crate::recording::RecordingSink;
+
 /// Program units that may wait for the packager.
 const PROGRAM_QUEUE: usize = 4096;
 /// How long an ended channel keeps answering (its playlist has ENDLIST).
@@ -44,10 +46,21 @@ impl Streaming {
         info: ChannelInfo,
         want_keyframe: impl Fn() + Send + 'static,
     ) -> Result<mpsc::Sender<ProgramMedia>, String> {
+        self.start_recorded(info, want_keyframe, None)
+    }
+
+    /// [`start`](Self::start), and the packager's output also goes to
+    /// `recording` (never waiting for it).
+    pub fn start_recorded(
+        self: &Arc<Self>,
+        info: ChannelInfo,
+        want_keyframe: impl Fn() + Send + 'static,
+        recording: Option<RecordingSink>,
+    ) -> Result<mpsc::Sender<ProgramMedia>, String> {
         let channel = Arc::new(LiveChannel::new(info, LiveConfig::default())?);
         let (sender, receiver) = mpsc::channel(PROGRAM_QUEUE);
         self.lock().insert(channel.info.room_id.clone(), channel.clone());
-        tokio::spawn(feeder::run(channel, receiver, want_keyframe));
+        tokio::spawn(feeder::run(channel, receiver, want_keyframe, recording));
         self.announce();
         Ok(sender)
     }

@@ -80,13 +80,21 @@ pub async fn set(
     };
     let keyframes = state.conference.clone();
     let room_for_keyframes = room.to_owned();
+    let recording = match &state.recordings {
+        Some(recordings) => recordings.begin(&broadcast, user).await,
+        None => None,
+    };
     let sink = state
         .streaming
-        .start(info, move || {
-            if let Some(conference) = &keyframes {
-                conference.program_keyframe(&room_for_keyframes);
-            }
-        })
+        .start_recorded(
+            info,
+            move || {
+                if let Some(conference) = &keyframes {
+                    conference.program_keyframe(&room_for_keyframes);
+                }
+            },
+            recording,
+        )
         .map_err(ApiError::internal)?;
     if let Some(conference) = &state.conference {
         conference.program(room, Some((sink, title.clone()))).await;
