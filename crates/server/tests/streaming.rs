@@ -245,3 +245,45 @@ async fn only_hosts_and_admins_go_on_air_and_the_directory_follows() {
     assert_eq!(off_again.status, StatusCode::CONFLICT);
     assert_eq!(off_again.code(), "not_live");
 }
+
+/// Held requests share one rendering of the playlist per packager version;
+/// each still gets a playlist with the part it asked for, and a later
+/// request never gets an older rendering.
+#[tokio::test]
+async fn held_playlist_requests_get_the_part_they_asked_for_and_never_a_stale_playlist() {
+    let app = test_app().await;
+    let sink = app.state.streaming.start(info("room1"), || {}).unwrap();
+    let mut source = Source::new(sink);
+    source.run(3).await;
+    let base = "/hls/room1/b0000000000000001/live.m3u8";
+    let first = get(&app, base).await.text;
+    let hint = first.lines().find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"")).unwrap();
+    let name = hint.split('"').next().unwrap();
+    let (msn, part) = name.strip_prefix("part").unwrap().strip_suffix(".m4s").unwrap().split_once('.').unwrap();
+    let (msn, part): (u64, u64) = (msn.parse().unwrap(), part.parse().unwrap());
+    let held: Vec<_> = (0..20)
+        .map(|_| {
+            let router = app.router.clone();
+            tokio::spawn(async move {
+                let request = Request::get(format!("{base}?_HLS_msn={msn}&_HLS_part={part}")).body(Body::empty()).unwrap();
+                let response = router.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            })
+        })
+        .collect();
+    source.run(1).await;
+    let wanted = format!("URI=\"part{msn}.{part}.m4s\"");
+    let mut newest = String::new();
+    for request in held {
+        let (status, text) = tokio::time::timeout(Duration::from_secs(5), request).await.unwrap().unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.lines().any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&wanted)), "{wanted} missing from\n{text}");
+        newest = text;
+    }
+    source.run(1).await;
+    let later = get(&app, base).await.text;
+    let parts = |t: &str| t.lines().rfind(|l| l.starts_with("#EXT-X-PART:")).map(str::to_owned);
+    assert_ne!(parts(&later), parts(&newest), "a later request gets a newer playlist");
+}

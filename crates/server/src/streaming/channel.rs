@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use confcast_live::{LiveConfig, LivePackager};
+use axum::body::Bytes;
+use confcast_live::{BadRequest, Directives, LiveConfig, LivePackager, Reload};
 use confcast_store::UserRef;
 use tokio::sync::watch;
 
@@ -30,6 +31,10 @@ const SWEEP_VIEWERS_ABOVE: usize = 1024;
 pub struct LiveChannel {
     pub info: ChannelInfo,
     packager: Mutex<LivePackager>,
+    /// The media playlist rendered at a packager version: a new part wakes
+    /// every held playlist request at once, and they all get these bytes.
+    /// Locked only inside the packager's lock.
+    rendered: Mutex<Option<(u64, Bytes)>>,
     /// Bumped on every packager event; held requests wait for a change.
     version: watch::Sender<u64>,
     viewers: Mutex<HashMap<u64, Instant>>,
@@ -47,6 +52,7 @@ impl LiveChannel {
         Ok(LiveChannel {
             info,
             packager: Mutex::new(packager),
+            rendered: Mutex::new(None),
             version: watch::channel(0).0,
             viewers: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(seed()),
@@ -59,6 +65,26 @@ impl LiveChannel {
     pub fn with_packager<T>(&self, f: impl FnOnce(&mut LivePackager) -> T) -> T {
         let mut packager = self.packager.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut packager)
+    }
+
+    /// The media playlist if it answers `directives` now (`Ok(None)`: wait
+    /// for the next change).
+    pub fn media_playlist(&self, directives: Directives) -> Result<Option<Bytes>, BadRequest> {
+        self.with_packager(|p| {
+            if p.reload(directives)? != Reload::Ready {
+                return Ok(None);
+            }
+            let mut rendered = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((version, bytes)) = rendered.as_ref()
+                && *version == p.version()
+            {
+                return Ok(Some(bytes.clone()));
+            }
+            let Some(text) = p.media_playlist() else { return Ok(None) };
+            let bytes = Bytes::from(text);
+            *rendered = Some((p.version(), bytes.clone()));
+            Ok(Some(bytes))
+        })
     }
 
     /// Wakes every held request to look again.

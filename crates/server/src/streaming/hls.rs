@@ -7,10 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use confcast_live::{Directives, Lookup, Reload, ResourceName};
+use confcast_live::{Directives, Lookup, ResourceName};
 
 use super::channel::LiveChannel;
 use crate::error::ApiError;
@@ -43,7 +44,7 @@ pub async fn multivariant(State(state): State<AppState>, Path(room): Path<String
     // is how viewers are counted; parts and segments stay shared (cacheable).
     let session = channel.new_session();
     let media = format!("{}/{}?session={session:x}", channel.info.broadcast_id, confcast_live::MEDIA_PLAYLIST);
-    playlist(text.replace(confcast_live::MEDIA_PLAYLIST, &media))
+    playlist(text.replace(confcast_live::MEDIA_PLAYLIST, &media).into())
 }
 
 /// One resource of one broadcast: its media playlist (blocking reload with
@@ -94,7 +95,7 @@ fn with_cors(mut response: Response) -> Response {
     response
 }
 
-fn playlist(text: String) -> Response {
+fn playlist(text: Bytes) -> Response {
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.apple.mpegurl")),
         // A playlist changes every part: caches must revalidate, never serve stale.
@@ -132,15 +133,12 @@ async fn media_playlist(channel: &Arc<LiveChannel>, query: &str) -> Response {
     }
     let timeout = channel.with_packager(|p| p.blocking_timeout());
     let mut bad = None;
-    let answer = wait_for(channel, timeout, |c| {
-        c.with_packager(|p| match p.reload(directives) {
-            Ok(Reload::Ready) => p.media_playlist(),
-            Ok(Reload::Wait { .. }) => None,
-            Err(e) => {
-                bad = Some(e);
-                Some(String::new())
-            }
-        })
+    let answer = wait_for(channel, timeout, |c| match c.media_playlist(directives) {
+        Ok(text) => text,
+        Err(e) => {
+            bad = Some(e);
+            Some(Bytes::new())
+        }
     })
     .await;
     if let Some(bad) = bad {
