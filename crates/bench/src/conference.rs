@@ -64,18 +64,20 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 /// What the signalling side of each participant saw.
 #[derive(Default)]
-struct Signalling {
+pub(crate) struct Signalling {
     /// Latest `selection.source` per participant.
-    selection: Mutex<Vec<Option<String>>>,
+    pub(crate) selection: Mutex<Vec<Option<String>>>,
     /// Error codes received, per participant.
-    errors: Mutex<Vec<Vec<String>>>,
-    messages: AtomicU64,
-    bytes: AtomicU64,
+    pub(crate) errors: Mutex<Vec<Vec<String>>>,
+    pub(crate) messages: AtomicU64,
+    pub(crate) bytes: AtomicU64,
 }
 
-struct Plan {
-    names: Vec<String>,
-    publishers: usize,
+pub(crate) struct Plan {
+    pub(crate) names: Vec<String>,
+    pub(crate) publishers: usize,
+    /// Everyone is alone in their own room (and publishes).
+    pub(crate) solo: bool,
 }
 
 impl Plan {
@@ -87,7 +89,9 @@ impl Plan {
     /// that takes a `watch` (a lone publisher gets its own video).
     fn watching(&self, i: usize) -> (usize, bool) {
         let p = self.publishers;
-        if i < p {
+        if self.solo {
+            (i, false)
+        } else if i < p {
             if p == 1 { (0, false) } else { ((i + 1) % p, true) }
         } else {
             (i % p, true)
@@ -166,7 +170,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let rss_before_join = server.rss_bytes()?;
     println!("server            restarted (pid {}), RSS {:.1} MiB before the joins", server.pid(), mib(rss_before_join));
     let engine = Engine::start(clip.clone(), p)?;
-    let plan = Arc::new(Plan { names: names.clone(), publishers: p });
+    let plan = Arc::new(Plan { names: names.clone(), publishers: p, solo: false });
     let signalling = Arc::new(Signalling {
         selection: Mutex::new(vec![None; n]),
         errors: Mutex::new(vec![Vec::new(); n]),
@@ -278,20 +282,20 @@ fn join_statistics(joins: &[Joined], snapshot: &Snapshot) {
     }
 }
 
-struct Joined {
+pub(crate) struct Joined {
     participant: usize,
     /// When `join` was sent and when `joined` came back.
     sent: Instant,
     answered: Instant,
-    h264: bool,
-    media_port: u16,
-    reader: tokio::task::JoinHandle<()>,
+    pub(crate) h264: bool,
+    pub(crate) media_port: u16,
+    pub(crate) reader: tokio::task::JoinHandle<()>,
 }
 
 /// One participant: WebSocket, offer, answer, then the peer goes to the
 /// engine and the socket stays open (read and counted) until `stop`.
 #[allow(clippy::too_many_arguments)]
-async fn join(
+pub(crate) async fn join(
     addr: std::net::SocketAddr,
     room: &str,
     token: &str,
@@ -440,7 +444,7 @@ fn candidate_port(sdp: &str) -> Option<u16> {
     fields.get(5)?.parse().ok()
 }
 
-async fn register(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<(String, String)> {
+pub(crate) async fn register(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<(String, String)> {
     let body = json!({"username": name, "password": "benchmark password", "display_name": name});
     let (status, reply) = request(addr, "POST", "/api/v1/auth/register", None, Some(body)).await?;
     if status != 201 {
@@ -467,7 +471,7 @@ struct Window {
 }
 
 /// Busy (non-idle) CPU time of the whole machine, from /proc/stat.
-fn machine_busy() -> Duration {
+pub(crate) fn machine_busy() -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return Duration::ZERO };
     let Some(line) = stat.lines().next() else { return Duration::ZERO };
     let ticks: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
@@ -529,7 +533,7 @@ async fn measure(
 
 /// Datagrams the kernel dropped for full receive buffers, from /proc/net/udp:
 /// (the server's media socket, every other socket).
-fn udp_drops(media_port: u16) -> (u64, u64) {
+pub(crate) fn udp_drops(media_port: u16) -> (u64, u64) {
     let Ok(table) = std::fs::read_to_string("/proc/net/udp") else { return (0, 0) };
     let mut server = 0;
     let mut others = 0;
@@ -582,7 +586,7 @@ fn sum<F: Fn(&PeerCounters) -> u64>(w: &Window, f: F) -> u64 {
     b.saturating_sub(a)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -696,6 +700,6 @@ fn report(args: &Args, clip: &Clip, audio: &Window, video: &Window, rss_before_j
     println!("clients           {broken} broken, {disconnects} ICE disconnects; {} peer-loop iterations/s", (video.end.loop_iterations - video.start.loop_iterations) as f64 as u64 / video.elapsed.as_secs().max(1));
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }

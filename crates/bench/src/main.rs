@@ -5,8 +5,10 @@
 //! figures, and stops everything it started.
 
 mod audio_mix;
+mod broadcast;
 mod conference;
 mod h264_clip;
+mod hls_serve;
 mod http_me;
 mod password;
 mod peer;
@@ -37,6 +39,12 @@ enum Command {
     /// real server and Janus AudioBridge; server CPU, encodes per tick,
     /// server-added audio latency.
     AudioMix(audio_mix::Args),
+    /// Broadcasting: N rooms, one H.264 publisher each, all on air; server
+    /// CPU per live broadcast.
+    Broadcast(broadcast::Args),
+    /// LL-HLS serving: parts and playlists with wrk, and thousands of held
+    /// blocking playlist requests; requests per core and memory.
+    HlsServe(hls_serve::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +56,8 @@ fn main() -> anyhow::Result<()> {
             Command::Password(args) => password::run(args).await,
             Command::Conference(args) => conference::run(args).await,
             Command::AudioMix(args) => audio_mix::run(args).await,
+            Command::Broadcast(args) => broadcast::run(args).await,
+            Command::HlsServe(args) => hls_serve::run(args).await,
         }
     })
 }
