@@ -17,6 +17,7 @@
 //! See `docs/forwarding.md` for how switching and rewriting work.
 
 pub mod continuity;
+pub mod fanout;
 pub mod h264;
 pub mod ids;
 pub mod keyframe;

@@ -724,13 +724,13 @@ impl Room {
 /// One DTLS certificate for every peer of the process. Generating a key pair
 /// per peer costs tens of milliseconds of CPU at each join; browsers pin the
 /// fingerprint per connection from the SDP, so sharing it is safe.
-fn dtls_cert() -> Option<str0m::config::DtlsCert> {
+pub(crate) fn dtls_cert() -> Option<str0m::config::DtlsCert> {
     static CERT: std::sync::OnceLock<Option<str0m::config::DtlsCert>> = std::sync::OnceLock::new();
     CERT.get_or_init(|| str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()).clone()
 }
 
 /// The receiver's payload type for `codec` on `mid` (H.264: packetization-mode 1).
-fn send_pt(rtc: &Rtc, mid: Mid, wanted: RtcCodec) -> Option<Pt> {
+pub(crate) fn send_pt(rtc: &Rtc, mid: Mid, wanted: RtcCodec) -> Option<Pt> {
     let media = rtc.media(mid)?;
     let remote = media.remote_pts();
     rtc.codec_config()

@@ -1,0 +1,427 @@
+//! Program viewers over WebRTC (WHEP): the Program, fanned out as it is.
+//!
+//! Each viewer is one receive-only browser peer with its own str0m `Rtc`
+//! (ICE-lite, RTP mode), like a Participant that publishes nothing. The
+//! Program's video arrives already rewritten into one continuous stream, so
+//! a viewer only needs its own sequence numbers and timestamps (random
+//! starts) and must begin at a keyframe; the audio is the room's full mix,
+//! one shared encode written to every viewer. Nothing is decoded or encoded
+//! here. Sans-IO like [`crate::room::Room`]: datagrams, time and Program
+//! media in; datagrams and events out.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use crate::keyframe::{Codec, FrameInspector};
+use crate::netem::SeededRng;
+use crate::room::{dtls_cert, send_pt, Datagram, ProgramMedia};
+use crate::seq::SeqUnwrapper;
+
+/// Identifies one viewer within a [`Fanout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ViewerId(pub u64);
+
+impl std::fmt::Display for ViewerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "viewer {}", self.0)
+    }
+}
+
+/// Why a viewer's offer was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FanoutError {
+    /// Not SDP, or str0m refused it.
+    Sdp(String),
+    /// The offer cannot receive the Program (no video or audio m-line that
+    /// receives, or no codec in common).
+    Unsuitable(&'static str),
+    /// Too many viewers on this Fanout.
+    Full,
+    UnknownViewer(ViewerId),
+}
+
+impl std::fmt::Display for FanoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FanoutError::Sdp(e) => write!(f, "invalid SDP offer: {e}"),
+            FanoutError::Unsuitable(why) => write!(f, "the offer cannot receive the broadcast: {why}"),
+            FanoutError::Full => write!(f, "this broadcast has as many low-latency viewers as it can take"),
+            FanoutError::UnknownViewer(v) => write!(f, "{v} is not watching"),
+        }
+    }
+}
+
+impl std::error::Error for FanoutError {}
+
+/// What happened to the viewers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanoutEvent {
+    /// ICE and DTLS are up; media flows from the next keyframe.
+    Connected(ViewerId),
+    /// ICE gave up; the shell should remove the viewer.
+    Disconnected(ViewerId),
+}
+
+/// Keyframe requests for the Program source, at most this often: many
+/// viewers joining at once must not flood the camera with PLIs.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+struct Viewer {
+    rtc: Rtc,
+    timeout: Instant,
+    dirty: bool,
+    pending_send: bool,
+    connected: bool,
+    video_mid: Option<Mid>,
+    audio_mid: Option<Mid>,
+    h264_pt: Option<Pt>,
+    vp8_pt: Option<Pt>,
+    audio_pt: Option<Pt>,
+    /// Video is written from the first keyframe on, so the picture never
+    /// starts broken.
+    started: bool,
+    /// Maps the Program's sequence numbers onto this viewer's stream.
+    video_seq: SeqUnwrapper,
+    video_seq_offset: u16,
+    video_ts_offset: u32,
+    audio_seq: u64,
+    audio_ts_offset: u32,
+}
+
+/// One Program's WebRTC viewers.
+pub struct Fanout {
+    local_addr: SocketAddr,
+    max_viewers: usize,
+    viewers: BTreeMap<ViewerId, Viewer>,
+    by_addr: HashMap<SocketAddr, ViewerId>,
+    dirty: Vec<ViewerId>,
+    timers: BinaryHeap<Reverse<(Instant, ViewerId)>>,
+    rng: SeededRng,
+    inspector: Option<FrameInspector>,
+    transmits: VecDeque<Datagram>,
+    events: VecDeque<FanoutEvent>,
+    /// A viewer waits for a keyframe (or asked for one by PLI).
+    keyframe_wanted: bool,
+    last_keyframe_request: Option<Instant>,
+}
+
+impl Fanout {
+    /// `local_addr`: the socket viewers send to (the one host candidate).
+    pub fn new(local_addr: SocketAddr, max_viewers: usize, seed: u64) -> Self {
+        str0m::crypto::from_feature_flags().install_process_default();
+        Self {
+            local_addr,
+            max_viewers,
+            viewers: BTreeMap::new(),
+            by_addr: HashMap::new(),
+            dirty: Vec::new(),
+            timers: BinaryHeap::new(),
+            rng: SeededRng::new(seed),
+            inspector: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            keyframe_wanted: false,
+            last_keyframe_request: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.viewers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.viewers.is_empty()
+    }
+
+    /// Accepts a viewer's offer (it must receive video and audio) and
+    /// returns the SDP answer.
+    pub fn add_viewer(&mut self, id: ViewerId, offer: &str, now: Instant) -> Result<String, FanoutError> {
+        if self.viewers.len() >= self.max_viewers {
+            return Err(FanoutError::Full);
+        }
+        let offer_text = offer;
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
+        let mut config = RtcConfig::new();
+        if let Some(cert) = dtls_cert() {
+            config = config.set_dtls_cert(cert);
+        }
+        let mut rtc = config
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_vp8(true)
+            .enable_opus(true, false)
+            .build(now);
+        let candidate = Candidate::host(self.local_addr, "udp").map_err(|e| FanoutError::Sdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
+        let mut viewer = Viewer {
+            rtc,
+            timeout: now,
+            dirty: false,
+            pending_send: false,
+            connected: false,
+            video_mid: None,
+            audio_mid: None,
+            h264_pt: None,
+            vp8_pt: None,
+            audio_pt: None,
+            started: false,
+            video_seq: SeqUnwrapper::new(),
+            video_seq_offset: self.rng.next_u64() as u16,
+            video_ts_offset: self.rng.next_u64() as u32,
+            audio_seq: u64::from(self.rng.next_u64() as u16),
+            audio_ts_offset: self.rng.next_u64() as u32,
+        };
+        // str0m reports m-lines (MediaAdded) only once connected; the
+        // offer's own a=mid lines name them now, and str0m's view of each
+        // (kind, our direction) decides.
+        for mid in offer_mids(offer_text) {
+            let Some(media) = viewer.rtc.media(mid) else { continue };
+            match media.kind() {
+                MediaKind::Video => viewer.video_mid.get_or_insert(mid),
+                MediaKind::Audio => viewer.audio_mid.get_or_insert(mid),
+            };
+        }
+        let sends = |mid: Option<Mid>| mid.and_then(|m| viewer.rtc.media(m)).is_some_and(|m| m.direction().is_sending());
+        if !sends(viewer.video_mid) {
+            return Err(FanoutError::Unsuitable("no video m-line that receives"));
+        }
+        if !sends(viewer.audio_mid) {
+            return Err(FanoutError::Unsuitable("no audio m-line that receives"));
+        }
+        if let Some(mid) = viewer.video_mid {
+            viewer.h264_pt = send_pt(&viewer.rtc, mid, RtcCodec::H264);
+            viewer.vp8_pt = send_pt(&viewer.rtc, mid, RtcCodec::Vp8);
+        }
+        if viewer.h264_pt.is_none() && viewer.vp8_pt.is_none() {
+            return Err(FanoutError::Unsuitable("no video codec in common (H.264 packetization-mode 1 or VP8)"));
+        }
+        viewer.audio_pt = viewer.audio_mid.and_then(|mid| send_pt(&viewer.rtc, mid, RtcCodec::Opus));
+        if viewer.audio_pt.is_none() {
+            return Err(FanoutError::Unsuitable("no audio codec in common (Opus)"));
+        }
+        self.viewers.insert(id, viewer);
+        self.touch(id);
+        self.pump(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Ends a viewer's session (WHEP DELETE, ICE failure).
+    pub fn remove_viewer(&mut self, id: ViewerId) -> Result<(), FanoutError> {
+        let mut viewer = self.viewers.remove(&id).ok_or(FanoutError::UnknownViewer(id))?;
+        viewer.rtc.disconnect();
+        self.by_addr.retain(|_, v| *v != id);
+        self.dirty.retain(|v| *v != id);
+        Ok(())
+    }
+
+    /// A datagram from one of the viewers; `false` if none of them sent it.
+    pub fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8], now: Instant) -> bool {
+        let Ok(contents) = contents.try_into() else { return false };
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.local_addr, contents });
+        let known = self.by_addr.get(&source).copied().filter(|id| self.viewers.get(id).is_some_and(|v| v.rtc.accepts(&input)));
+        let id = match known {
+            Some(id) => id,
+            None => match self.viewers.iter().find(|(_, v)| v.rtc.accepts(&input)) {
+                Some((id, _)) => {
+                    self.by_addr.insert(source, *id);
+                    *id
+                }
+                None => return false,
+            },
+        };
+        if let Some(viewer) = self.viewers.get_mut(&id) {
+            // A broken packet from one viewer must not disturb the others.
+            let _ = viewer.rtc.handle_input(input);
+        }
+        self.touch(id);
+        self.pump(now);
+        true
+    }
+
+    /// Sends one unit of the Program to every connected viewer.
+    pub fn push(&mut self, media: &ProgramMedia, now: Instant) {
+        match media {
+            ProgramMedia::Video { header, codec, payload } => {
+                let inspector = self.inspector.get_or_insert_with(|| FrameInspector::new(*codec));
+                if inspector.codec() != *codec {
+                    *inspector = FrameInspector::new(*codec);
+                }
+                let keyframe_start = inspector
+                    .inspect(header.sequence_number, header.timestamp, payload)
+                    .is_ok_and(|info| info.keyframe_start);
+                let mut written = Vec::new();
+                for (id, viewer) in &mut self.viewers {
+                    if !viewer.connected {
+                        continue;
+                    }
+                    if !viewer.started {
+                        if !keyframe_start {
+                            continue;
+                        }
+                        viewer.started = true;
+                    }
+                    let (Some(mid), Some(pt)) = (viewer.video_mid, match codec {
+                        Codec::H264 => viewer.h264_pt,
+                        Codec::Vp8 => viewer.vp8_pt,
+                    }) else {
+                        continue;
+                    };
+                    let seq16 = header.sequence_number.wrapping_add(viewer.video_seq_offset);
+                    // The unwrapper starts one cycle in; SRTP wants the first ROC to be 0.
+                    let seq: SeqNo = viewer.video_seq.unwrap(u64::from(seq16)).saturating_sub(1 << 16).into();
+                    let timestamp = header.timestamp.wrapping_add(viewer.video_ts_offset);
+                    let mut api = viewer.rtc.direct_api();
+                    let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
+                    stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload.clone()).marker(header.marker).nackable(true));
+                    viewer.pending_send = true;
+                    written.push(*id);
+                }
+                for id in written {
+                    self.touch(id);
+                }
+                if self.viewers.values().any(|v| v.connected && !v.started) {
+                    self.keyframe_wanted = true;
+                }
+            }
+            ProgramMedia::Audio { rtp_timestamp, payload } => {
+                let mut written = Vec::new();
+                for (id, viewer) in &mut self.viewers {
+                    let (true, Some(mid), Some(pt)) = (viewer.connected, viewer.audio_mid, viewer.audio_pt) else { continue };
+                    viewer.audio_seq += 1;
+                    let timestamp = rtp_timestamp.wrapping_add(viewer.audio_ts_offset);
+                    let mut api = viewer.rtc.direct_api();
+                    let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
+                    stream.write_rtp(RtpWrite::new(pt, viewer.audio_seq.into(), timestamp, now, payload.to_vec()).nackable(false));
+                    viewer.pending_send = true;
+                    written.push(*id);
+                }
+                for id in written {
+                    self.touch(id);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Whether the Program's source should send a keyframe now (a viewer
+    /// waits for one, or asked by PLI); rate limited.
+    pub fn take_keyframe_request(&mut self, now: Instant) -> bool {
+        if !self.keyframe_wanted {
+            return false;
+        }
+        if self.last_keyframe_request.is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_INTERVAL) {
+            return false;
+        }
+        self.keyframe_wanted = false;
+        self.last_keyframe_request = Some(now);
+        true
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(viewer) = self.viewers.get_mut(&id)
+                && viewer.timeout == at
+            {
+                viewer.pending_send = true;
+                self.touch(id);
+            }
+        }
+        self.pump(now);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<FanoutEvent> {
+        self.events.pop_front()
+    }
+
+    fn touch(&mut self, id: ViewerId) {
+        if let Some(viewer) = self.viewers.get_mut(&id)
+            && !viewer.dirty
+        {
+            viewer.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Drains the touched viewers' `Rtc`s (after a Timeout input when media
+    /// was written, so it leaves now) and acts on their events.
+    fn pump(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(viewer) = self.viewers.get_mut(&id) else { continue };
+            viewer.dirty = false;
+            if std::mem::take(&mut viewer.pending_send) {
+                let _ = viewer.rtc.handle_input(Input::Timeout(now));
+            }
+            loop {
+                match viewer.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => {
+                        if t != viewer.timeout {
+                            viewer.timeout = t;
+                            self.timers.push(Reverse((t, id)));
+                        }
+                        break;
+                    }
+                    Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    }),
+                    Ok(Output::Event(event)) => match event {
+                        Event::Connected => {
+                            viewer.connected = true;
+                            self.keyframe_wanted = true;
+                            self.events.push_back(FanoutEvent::Connected(id));
+                        }
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            self.events.push_back(FanoutEvent::Disconnected(id));
+                        }
+                        Event::KeyframeRequest(_) => self.keyframe_wanted = true,
+                        Event::MediaAdded(m) => note_media(viewer, m),
+                        _ => {}
+                    },
+                    Err(_) => {
+                        // A broken peer stays silent until it is removed.
+                        viewer.timeout = now + Duration::from_secs(3600);
+                        self.timers.push(Reverse((viewer.timeout, id)));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn note_media(viewer: &mut Viewer, media: str0m::media::MediaAdded) {
+    match media.kind {
+        MediaKind::Video => viewer.video_mid.get_or_insert(media.mid),
+        MediaKind::Audio => viewer.audio_mid.get_or_insert(media.mid),
+    };
+}
+
+/// The `a=mid:` values of an SDP text, in order.
+fn offer_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
+    sdp.lines().filter_map(|line| line.trim_end().strip_prefix("a=mid:")).filter(|mid| !mid.is_empty() && mid.len() <= 16).map(Mid::from)
+}

@@ -1,0 +1,325 @@
+//! WHEP viewers of a Program: str0m peers receive the host's camera and the
+//! mix through a [`Fanout`], starting at a keyframe, driven faster than real
+//! time through an in-memory network.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use confcast_media::fanout::{Fanout, FanoutError, FanoutEvent, ViewerId};
+use confcast_media::room::{Datagram, Room};
+use confcast_media::{ParticipantId, Receiver, Role, RouterConfig};
+use confcast_mixer::MixerConfig;
+
+const HOST: ParticipantId = ParticipantId(1);
+
+/// A str0m peer: the host's camera, or a receive-only viewer.
+struct Peer {
+    rtc: Rtc,
+    addr: SocketAddr,
+    timeout: Instant,
+    video: Mid,
+    audio: Mid,
+    events: Vec<Event>,
+    camera: bool,
+    frame: u32,
+    next_frame: Instant,
+    keyframe_due: bool,
+}
+
+impl Peer {
+    fn new(addr: SocketAddr, direction: Direction, camera: bool, now: Instant) -> (Self, String, str0m::change::SdpPendingOffer) {
+        let mut rtc = Rtc::builder().build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        let mut change = rtc.sdp_api();
+        let audio = change.add_media(MediaKind::Audio, direction, None, None, None);
+        let video = change.add_media(MediaKind::Video, direction, None, None, None);
+        let (offer, pending) = change.apply().expect("offer");
+        let peer = Peer { rtc, addr, timeout: now, video, audio, events: Vec::new(), camera, frame: 0, next_frame: now, keyframe_due: true };
+        (peer, offer.to_sdp_string(), pending)
+    }
+
+    fn accept(&mut self, pending: str0m::change::SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("answer");
+        self.rtc.sdp_api().accept_answer(pending, answer).expect("accept answer");
+    }
+
+    fn drain(&mut self, net: &mut VecDeque<Datagram>) {
+        loop {
+            match self.rtc.poll_output().expect("peer output") {
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => net.push_back(Datagram { source: t.source, destination: t.destination, contents: t.contents.into() }),
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    /// Sends the next camera frame (30 fps; a keyframe when asked or every 2 s).
+    fn camera_tick(&mut self, now: Instant) -> bool {
+        if !self.camera || !self.rtc.is_connected() || now < self.next_frame {
+            return false;
+        }
+        if self.events.iter().any(|e| matches!(e, Event::KeyframeRequest(_))) {
+            self.keyframe_due = true;
+        }
+        self.events.retain(|e| !matches!(e, Event::KeyframeRequest(_)));
+        let key = std::mem::take(&mut self.keyframe_due) || self.frame % 60 == 0;
+        let pt = self
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == str0m::format::Codec::H264 && p.spec().format.packetization_mode == Some(1))
+            .map(|p| p.pt())
+            .expect("H.264");
+        let au = access_unit(self.frame, key);
+        let writer = self.rtc.writer(self.video).expect("writer");
+        writer.write(pt, now, MediaTime::from_90khz(u64::from(self.frame) * 3000), au).expect("write");
+        self.frame += 1;
+        self.next_frame = now + Duration::from_millis(33);
+        true
+    }
+
+    /// Video frames received: (frame number, has SPS, contiguous).
+    fn frames(&self) -> Vec<(u32, bool, bool)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MediaData(d) if d.mid == self.video => {
+                    let text = String::from_utf8_lossy(&d.data);
+                    let i = text.find("-frame-")?;
+                    let frame = text.get(i + 7..i + 13)?.parse().ok()?;
+                    Some((frame, d.data.windows(5).any(|w| w == [0, 0, 0, 1, 0x67]), d.contiguous))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn audio_frames(&self) -> usize {
+        self.events.iter().filter(|e| matches!(e, Event::MediaData(d) if d.mid == self.audio)).count()
+    }
+}
+
+fn access_unit(frame: u32, key: bool) -> Vec<u8> {
+    let mut au = Vec::new();
+    if key {
+        for nal in [confcast_media::synth::sps_nal(66, 640, 480), vec![0x68, 0xce, 0x3c, 0x80]] {
+            au.extend_from_slice(&[0, 0, 0, 1]);
+            au.extend_from_slice(&nal);
+        }
+    }
+    au.extend_from_slice(&[0, 0, 0, 1, if key { 0x65 } else { 0x41 }]);
+    let tag = format!("host-frame-{frame:06}-");
+    while au.len() < if key { 3000 } else { 400 } {
+        au.extend_from_slice(tag.as_bytes());
+    }
+    au
+}
+
+struct World {
+    now: Instant,
+    conference: SocketAddr,
+    viewing: SocketAddr,
+    room: Room,
+    fanout: Fanout,
+    host: Peer,
+    viewers: Vec<(ViewerId, Peer)>,
+    events: Vec<FanoutEvent>,
+    net: VecDeque<Datagram>,
+    keyframe_requests: u32,
+}
+
+impl World {
+    fn new(t0: Instant, max_viewers: usize) -> Self {
+        let conference: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let viewing: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+        let mut room = Room::new(conference, RouterConfig::default(), MixerConfig::default(), 7, t0).expect("room");
+        let (mut host, offer, pending) = Peer::new("127.0.0.1:40001".parse().expect("addr"), Direction::SendRecv, true, t0);
+        let answer = room.join(HOST, Role::Host, &offer, t0).expect("join");
+        host.accept(pending, &answer);
+        room.set_program(true, t0);
+        World {
+            now: t0,
+            conference,
+            viewing,
+            room,
+            fanout: Fanout::new(viewing, max_viewers, 99),
+            host,
+            viewers: Vec::new(),
+            events: Vec::new(),
+            net: VecDeque::new(),
+            keyframe_requests: 0,
+        }
+    }
+
+    fn offer_viewer(&mut self, n: u64) -> Result<(), FanoutError> {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 42000 + n).parse().expect("addr");
+        let (mut peer, offer, pending) = Peer::new(addr, Direction::RecvOnly, false, self.now);
+        let answer = self.fanout.add_viewer(ViewerId(n), &offer, self.now)?;
+        peer.accept(pending, &answer);
+        self.viewers.push((ViewerId(n), peer));
+        Ok(())
+    }
+
+    fn viewer(&self, n: u64) -> &Peer {
+        &self.viewers.iter().find(|(id, _)| *id == ViewerId(n)).expect("viewer").1
+    }
+
+    fn run_until(&mut self, end: Instant) {
+        while self.now < end {
+            self.host.drain(&mut self.net);
+            for (_, v) in &mut self.viewers {
+                v.drain(&mut self.net);
+            }
+            while let Some(d) = self.room.poll_transmit() {
+                self.net.push_back(d);
+            }
+            let now = self.now;
+            while let Some(unit) = self.room.poll_program() {
+                self.fanout.push(&unit, now);
+            }
+            if self.fanout.take_keyframe_request(now) {
+                self.keyframe_requests += 1;
+                self.room.with_router(now, |r, now| r.handle_keyframe_request(Receiver::Program, now)).ok();
+            }
+            while let Some(d) = self.fanout.poll_transmit() {
+                self.net.push_back(d);
+            }
+            while let Some(e) = self.fanout.poll_event() {
+                self.events.push(e);
+            }
+            if let Some(d) = self.net.pop_front() {
+                if d.destination == self.conference {
+                    self.room.handle_datagram(d.source, &d.contents, now).expect("room input");
+                } else if d.destination == self.viewing {
+                    self.fanout.handle_datagram(d.source, &d.contents, now);
+                } else {
+                    let peer = if d.destination == self.host.addr {
+                        Some(&mut self.host)
+                    } else {
+                        self.viewers.iter_mut().map(|(_, v)| v).find(|v| v.addr == d.destination)
+                    };
+                    if let Some(peer) = peer {
+                        let contents = d.contents.as_slice().try_into().expect("datagram");
+                        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source: d.source, destination: d.destination, contents });
+                        peer.rtc.handle_input(input).expect("peer input");
+                    }
+                }
+                continue;
+            }
+            if self.host.camera_tick(now) {
+                continue;
+            }
+            let next = [self.host.timeout, self.host.next_frame]
+                .into_iter()
+                .chain(self.viewers.iter().map(|(_, v)| v.timeout))
+                .chain(self.room.poll_timeout())
+                .chain(self.fanout.poll_timeout())
+                .min()
+                .expect("a timer");
+            self.now = self.now.max(next).max(self.now + Duration::from_micros(100)).min(end);
+            let now = self.now;
+            self.host.rtc.handle_input(Input::Timeout(now)).expect("host timeout");
+            for (_, v) in &mut self.viewers {
+                v.rtc.handle_input(Input::Timeout(now)).expect("viewer timeout");
+            }
+            self.room.handle_timeout(now);
+            self.fanout.handle_timeout(now);
+        }
+    }
+}
+
+#[test]
+fn viewers_get_the_program_from_a_keyframe_on_with_the_mix() {
+    let t0 = Instant::now();
+    let mut w = World::new(t0, 10);
+    w.run_until(t0 + Duration::from_millis(500));
+    w.offer_viewer(1).expect("viewer 1");
+    w.run_until(t0 + Duration::from_secs(3));
+    // A second viewer arrives mid-stream, between the camera's keyframes.
+    w.offer_viewer(2).expect("viewer 2");
+    let joined = w.now;
+    w.run_until(joined + Duration::from_secs(2));
+
+    assert!(w.events.contains(&FanoutEvent::Connected(ViewerId(1))));
+    assert!(w.events.contains(&FanoutEvent::Connected(ViewerId(2))));
+    for n in [1, 2] {
+        let frames = w.viewer(n).frames();
+        assert!(frames.len() > 30, "viewer {n} got {} frames", frames.len());
+        assert!(frames[0].1, "viewer {n} starts at a keyframe: {:?}", frames[0]);
+        assert!(frames.iter().all(|f| f.2), "viewer {n} sees one contiguous stream");
+        assert!(frames.windows(2).all(|p| p[1].0 == p[0].0 + 1), "viewer {n}: no frame missing");
+        let audio = w.viewer(n).audio_frames();
+        assert!(audio > 50, "viewer {n} got {audio} mix frames");
+    }
+    // The late viewer did not wait for the camera's 2 s keyframe cycle: its
+    // arrival asked the camera for a keyframe.
+    assert!(w.keyframe_requests >= 2, "{} keyframe requests", w.keyframe_requests);
+    let first_late = w.viewer(2).frames().len();
+    assert!(first_late > 45, "viewer 2 got {first_late} frames in 2 s");
+
+    // DELETE: the viewer is gone, the other one keeps watching.
+    w.fanout.remove_viewer(ViewerId(1)).expect("remove");
+    assert_eq!(w.fanout.remove_viewer(ViewerId(1)), Err(FanoutError::UnknownViewer(ViewerId(1))));
+    let before = w.viewer(2).frames().len();
+    let now = w.now;
+    w.run_until(now + Duration::from_secs(1));
+    assert!(w.viewer(2).frames().len() > before + 20);
+    assert_eq!(w.fanout.len(), 1);
+}
+
+#[test]
+fn unsuitable_offers_are_refused_with_a_reason() {
+    let t0 = Instant::now();
+    let mut fanout = Fanout::new("127.0.0.1:41000".parse().expect("addr"), 1, 1);
+    assert!(matches!(fanout.add_viewer(ViewerId(1), "not sdp", t0), Err(FanoutError::Sdp(_))));
+    assert!(matches!(fanout.add_viewer(ViewerId(1), "", t0), Err(FanoutError::Sdp(_))));
+
+    // Audio only: no picture to receive.
+    let mut rtc = Rtc::builder().build(t0);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, _) = change.apply().expect("offer");
+    let refused = fanout.add_viewer(ViewerId(2), &offer.to_sdp_string(), t0);
+    assert!(matches!(refused, Err(FanoutError::Unsuitable(_))), "{refused:?}");
+
+    // A "viewer" that only sends cannot receive the Program either.
+    let mut rtc = Rtc::builder().build(t0);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _) = change.apply().expect("offer");
+    let refused = fanout.add_viewer(ViewerId(3), &offer.to_sdp_string(), t0);
+    assert!(matches!(refused, Err(FanoutError::Unsuitable(_))), "{refused:?}");
+    assert!(fanout.is_empty(), "nothing was kept from refused offers");
+
+    // Full: the limit holds.
+    let good = |t0| {
+        let mut rtc = Rtc::builder().build(t0);
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        change.apply().expect("offer").0.to_sdp_string()
+    };
+    fanout.add_viewer(ViewerId(4), &good(t0), t0).expect("first viewer");
+    assert_eq!(fanout.add_viewer(ViewerId(5), &good(t0), t0), Err(FanoutError::Full));
+}
+
+#[test]
+fn garbage_datagrams_are_not_taken() {
+    let t0 = Instant::now();
+    let mut fanout = Fanout::new("127.0.0.1:41000".parse().expect("addr"), 4, 1);
+    let from: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
+    for junk in [&[][..], &[0u8; 1][..], &[0x80; 1500][..], b"GET / HTTP/1.1\r\n\r\n"] {
+        assert!(!fanout.handle_datagram(from, junk, t0));
+    }
+}
