@@ -74,6 +74,9 @@ pub enum FanoutEvent {
 /// Keyframe requests for the Program source, at most this often: many
 /// viewers joining at once must not flood the camera with PLIs.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+/// A viewer whose ICE and DTLS are not up by then is given up
+/// (`FanoutEvent::Disconnected`).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Viewer {
     rtc: Rtc,
@@ -81,6 +84,9 @@ struct Viewer {
     dirty: bool,
     pending_send: bool,
     connected: bool,
+    connect_by: Instant,
+    /// `Disconnected` was reported (once is enough).
+    given_up: bool,
     video_mid: Option<Mid>,
     audio_mid: Option<Mid>,
     h264_pt: Option<Pt>,
@@ -171,6 +177,8 @@ impl Fanout {
             dirty: false,
             pending_send: false,
             connected: false,
+            connect_by: now + CONNECT_TIMEOUT,
+            given_up: false,
             video_mid: None,
             audio_mid: None,
             h264_pt: None,
@@ -212,6 +220,7 @@ impl Fanout {
             return Err(FanoutError::Unsuitable("no audio codec in common (Opus)"));
         }
         self.viewers.insert(id, viewer);
+        self.timers.push(Reverse((now + CONNECT_TIMEOUT, id)));
         self.touch(id);
         self.pump(now);
         Ok(answer.to_sdp_string())
@@ -335,9 +344,11 @@ impl Fanout {
                 break;
             }
             self.timers.pop();
-            if let Some(viewer) = self.viewers.get_mut(&id)
-                && viewer.timeout == at
-            {
+            let Some(viewer) = self.viewers.get_mut(&id) else { continue };
+            if !viewer.connected && viewer.connect_by <= now && !std::mem::replace(&mut viewer.given_up, true) {
+                self.events.push_back(FanoutEvent::Disconnected(id));
+            }
+            if viewer.timeout == at {
                 viewer.pending_send = true;
                 self.touch(id);
             }
@@ -396,7 +407,9 @@ impl Fanout {
                             self.events.push_back(FanoutEvent::Connected(id));
                         }
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                            self.events.push_back(FanoutEvent::Disconnected(id));
+                            if !std::mem::replace(&mut viewer.given_up, true) {
+                                self.events.push_back(FanoutEvent::Disconnected(id));
+                            }
                         }
                         Event::KeyframeRequest(_) => self.keyframe_wanted = true,
                         Event::MediaAdded(m) => note_media(viewer, m),

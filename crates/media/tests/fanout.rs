@@ -315,6 +315,26 @@ fn unsuitable_offers_are_refused_with_a_reason() {
 }
 
 #[test]
+fn a_viewer_that_never_connects_is_given_up() {
+    let t0 = Instant::now();
+    let mut fanout = Fanout::new("127.0.0.1:41000".parse().expect("addr"), 4, 1);
+    let mut rtc = Rtc::builder().build(t0);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let offer = change.apply().expect("offer").0.to_sdp_string();
+    fanout.add_viewer(ViewerId(1), &offer, t0).expect("viewer");
+    let mut now = t0;
+    let mut events = Vec::new();
+    while now < t0 + confcast_media::fanout::CONNECT_TIMEOUT + Duration::from_secs(1) {
+        now = fanout.poll_timeout().expect("a timer").max(now + Duration::from_millis(10));
+        fanout.handle_timeout(now);
+        events.extend(std::iter::from_fn(|| fanout.poll_event()));
+    }
+    assert_eq!(events, vec![FanoutEvent::Disconnected(ViewerId(1))]);
+}
+
+#[test]
 fn garbage_datagrams_are_not_taken() {
     let t0 = Instant::now();
     let mut fanout = Fanout::new("127.0.0.1:41000".parse().expect("addr"), 4, 1);

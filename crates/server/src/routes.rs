@@ -54,6 +54,8 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::conference::signalling::socket))
         .routes(routes!(crate::conference::signalling::video_lock))
         .routes(routes!(crate::streaming::on_air::put))
+        .routes(routes!(crate::streaming::whep::offer))
+        .routes(routes!(crate::streaming::whep::end))
         .routes(routes!(crate::streaming::directory::list))
         .routes(routes!(crate::streaming::directory::events))
         .routes(routes!(crate::recording::api::room_list))

@@ -33,6 +33,8 @@ const PROMISED: &[(&str, &str)] = &[
     ("get", "/api/v1/rooms/{id}/ws"),
     ("put", "/api/v1/rooms/{id}/video-lock"),
     ("put", "/api/v1/rooms/{id}/broadcast"),
+    ("post", "/api/v1/rooms/{id}/whep"),
+    ("delete", "/api/v1/rooms/{id}/whep/{session}"),
     ("get", "/api/v1/live"),
     ("get", "/api/v1/live/events"),
     ("get", "/api/v1/rooms/{id}/recordings"),

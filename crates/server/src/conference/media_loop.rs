@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use confcast_media::fanout::{Fanout, FanoutError, FanoutEvent, ViewerId};
 use confcast_media::room::{ProgramMedia, Room, RoomError, RoomEvent};
 use confcast_media::selection::SelectionMode;
 use confcast_media::{
@@ -20,7 +21,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::protocol::{ClientMessage, ProtocolError, RosterEntry, ServerMessage, VERSION};
 use super::udp_batch::{send_all, BatchReceiver, BATCH};
-use super::{Command, Conference, Joined, LockError, LockState, MediaConfig, Member, Outgoing, COMMAND_QUEUE};
+use super::{
+    Command, Conference, Joined, LockError, LockState, MediaConfig, Member, Outgoing, WhepError, WhepSession, COMMAND_QUEUE,
+};
 
 /// Above this many remembered peer addresses the index is rebuilt lazily.
 const MAX_ADDRESSES: usize = 100_000;
@@ -30,6 +33,8 @@ const MAX_ADDRESSES: usize = 100_000;
 const SOCKET_BUFFER: usize = 8 << 20;
 /// Receive batches read per wake-up before timers and commands get a turn.
 const BATCHES_PER_WAKE: usize = 4;
+/// WebRTC (WHEP) viewers one Program may have on this node.
+const MAX_WHEP_VIEWERS: usize = 2_000;
 
 /// Binds the media socket and starts the loop.
 pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
@@ -44,6 +49,9 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
         rooms: HashMap::new(),
         programs: HashMap::new(),
         by_address: HashMap::new(),
+        viewers: HashMap::new(),
+        whep: HashMap::new(),
+        next_viewer: 1,
         next_participant: 1,
         touched: Vec::new(),
         ice_deadlines: BTreeSet::new(),
@@ -65,6 +73,13 @@ struct Person {
     ice_deadline: Instant,
 }
 
+/// Who takes a remote address's datagrams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Owner {
+    Room(String),
+    Viewers(String),
+}
+
 struct LiveRoom {
     room: Room,
     people: BTreeMap<ParticipantId, Person>,
@@ -81,7 +96,12 @@ struct Loop {
     /// Kept here too for rooms nobody is in yet.
     programs: HashMap<String, (mpsc::Sender<ProgramMedia>, String)>,
     /// Which room a remote address belongs to, learned from accepted packets.
-    by_address: HashMap<SocketAddr, String>,
+    by_address: HashMap<SocketAddr, Owner>,
+    /// On-air rooms' WebRTC viewers, by room id.
+    viewers: HashMap<String, Fanout>,
+    /// WHEP sessions by resource token: the room and the viewer.
+    whep: HashMap<String, (String, ViewerId)>,
+    next_viewer: u64,
     next_participant: u64,
     /// Rooms that had input since the last flush: only their output is
     /// collected, so a packet costs its own room, not every room.
@@ -144,31 +164,51 @@ impl Loop {
     fn next_wake(&self) -> Instant {
         let idle = Instant::now() + Duration::from_secs(1);
         let ice = self.ice_deadlines.first().map(|(at, _, _)| *at);
-        self.rooms.values().filter_map(|live| live.room.poll_timeout()).chain(ice).fold(idle, Instant::min)
+        let viewers = self.viewers.values().filter_map(Fanout::poll_timeout);
+        self.rooms.values().filter_map(|live| live.room.poll_timeout()).chain(viewers).chain(ice).fold(idle, Instant::min)
     }
 
     fn datagram(&mut self, from: SocketAddr, contents: &[u8], now: Instant) {
-        if let Some(room_id) = self.by_address.get(&from) {
-            if let Some(live) = self.rooms.get_mut(room_id) {
-                if matches!(live.room.handle_datagram(from, contents, now), Ok(true)) {
+        match self.by_address.get(&from) {
+            Some(Owner::Room(room_id)) => {
+                if let Some(live) = self.rooms.get_mut(room_id)
+                    && matches!(live.room.handle_datagram(from, contents, now), Ok(true))
+                {
                     self.touched.push(room_id.clone());
                     return;
                 }
             }
+            Some(Owner::Viewers(room_id)) => {
+                if let Some(fanout) = self.viewers.get_mut(room_id)
+                    && fanout.handle_datagram(from, contents, now)
+                {
+                    return;
+                }
+            }
+            None => {}
         }
-        // Unknown sender (or it moved rooms): ask every room. Only the first
-        // packet of each peer address takes this path.
+        // Unknown sender (or it moved): ask every room, then every Program's
+        // viewers. Only the first packet of each peer address takes this path.
         let accepted_by = self
             .rooms
             .iter_mut()
-            .find_map(|(id, live)| matches!(live.room.handle_datagram(from, contents, now), Ok(true)).then(|| id.clone()));
+            .find_map(|(id, live)| {
+                matches!(live.room.handle_datagram(from, contents, now), Ok(true)).then(|| Owner::Room(id.clone()))
+            })
+            .or_else(|| {
+                self.viewers
+                    .iter_mut()
+                    .find_map(|(id, fanout)| fanout.handle_datagram(from, contents, now).then(|| Owner::Viewers(id.clone())))
+            });
         match accepted_by {
-            Some(room_id) => {
+            Some(owner) => {
                 if self.by_address.len() >= MAX_ADDRESSES {
                     self.by_address.clear();
                 }
-                self.touched.push(room_id.clone());
-                self.by_address.insert(from, room_id);
+                if let Owner::Room(room_id) = &owner {
+                    self.touched.push(room_id.clone());
+                }
+                self.by_address.insert(from, owner);
             }
             None => metrics::counter!("media_datagrams_unmatched_total").increment(1),
         }
@@ -179,6 +219,11 @@ impl Loop {
             if live.room.poll_timeout().is_some_and(|t| t <= now) {
                 live.room.handle_timeout(now);
                 self.touched.push(room_id.clone());
+            }
+        }
+        for fanout in self.viewers.values_mut() {
+            if fanout.poll_timeout().is_some_and(|t| t <= now) {
+                fanout.handle_timeout(now);
             }
         }
         while let Some((at, room_id, participant)) = self.ice_deadlines.first().cloned() {
@@ -199,7 +244,9 @@ impl Loop {
             | Command::VideoLock { room, .. }
             | Command::Program { room, .. }
             | Command::ProgramKeyframe { room }
-            | Command::Remove { room, .. } => room.clone(),
+            | Command::Remove { room, .. }
+            | Command::WhepOffer { room, .. }
+            | Command::WhepEnd { room, .. } => room.clone(),
         };
         self.touched.push(room);
         match command {
@@ -216,8 +263,17 @@ impl Loop {
             Command::Program { room, feed } => {
                 let title = feed.as_ref().map(|(_, title)| title.clone());
                 match feed {
-                    Some(feed) => self.programs.insert(room.clone(), feed),
-                    None => self.programs.remove(&room),
+                    Some(feed) => {
+                        self.programs.insert(room.clone(), feed);
+                        self.viewers.entry(room.clone()).or_insert_with(|| Fanout::new(self.advertised, MAX_WHEP_VIEWERS, rand_seed()));
+                    }
+                    None => {
+                        self.programs.remove(&room);
+                        // Off air: the WebRTC viewers' sessions end with it.
+                        self.viewers.remove(&room);
+                        self.whep.retain(|_, (r, _)| *r != room);
+                        self.by_address.retain(|_, owner| *owner != Owner::Viewers(room.clone()));
+                    }
                 };
                 if let Some(live) = self.rooms.get_mut(&room) {
                     live.room.set_program(title.is_some(), now);
@@ -230,12 +286,40 @@ impl Loop {
                     self.drop_participant(&room, participant, Some(("removed", "you are no longer a member of this room")), now);
                 }
             }
+            Command::WhepOffer { room, sdp, reply } => {
+                let _ = reply.send(self.whep_offer(&room, &sdp, now));
+            }
+            Command::WhepEnd { room, token, reply } => {
+                let ended = match self.whep.get(&token) {
+                    Some((r, viewer)) if *r == room => {
+                        let viewer = *viewer;
+                        self.whep.remove(&token);
+                        self.viewers.get_mut(&room).is_some_and(|fanout| fanout.remove_viewer(viewer).is_ok())
+                    }
+                    _ => false,
+                };
+                let _ = reply.send(ended);
+            }
             Command::ProgramKeyframe { room } => {
                 if let Some(live) = self.rooms.get_mut(&room) {
                     live.room.with_router(now, |r, now| r.handle_keyframe_request(Receiver::Program, now)).ok();
                 }
             }
         }
+    }
+
+    fn whep_offer(&mut self, room_id: &str, sdp: &str, now: Instant) -> Result<WhepSession, WhepError> {
+        let fanout = self.viewers.get_mut(room_id).ok_or(WhepError::NotOnAir)?;
+        let viewer = ViewerId(self.next_viewer);
+        self.next_viewer += 1;
+        let answer = fanout.add_viewer(viewer, sdp, now).map_err(|error| match error {
+            FanoutError::Full => WhepError::Full,
+            other => WhepError::BadOffer(other.to_string()),
+        })?;
+        let token = whep_token();
+        self.whep.insert(token.clone(), (room_id.to_owned(), viewer));
+        metrics::counter!("whep_sessions_total").increment(1);
+        Ok(WhepSession { token, answer })
     }
 
     fn join(
@@ -437,7 +521,7 @@ impl Loop {
         }
         if live.people.is_empty() {
             self.rooms.remove(room_id);
-            self.by_address.retain(|_, r| r != room_id);
+            self.by_address.retain(|_, owner| *owner != Owner::Room(room_id.to_owned()));
             metrics::gauge!("conference_rooms").decrement(1.0);
         } else {
             broadcast_roster(live);
@@ -510,7 +594,11 @@ impl Loop {
         for room_id in &touched {
             let Some(live) = self.rooms.get_mut(room_id) else { continue };
             if let Some((sink, _)) = self.programs.get(room_id) {
+                let mut fanout = self.viewers.get_mut(room_id).filter(|f| !f.is_empty());
                 while let Some(media) = live.room.poll_program() {
+                    if let Some(fanout) = fanout.as_mut() {
+                        fanout.push(&media, now);
+                    }
                     // A slow packager loses units (counted); the room never waits.
                     if sink.try_send(media).is_err() {
                         metrics::counter!("program_units_dropped_total").increment(1);
@@ -521,9 +609,42 @@ impl Loop {
                 self.outgoing.push(datagram);
             }
         }
+        self.flush_viewers(now);
         if !self.outgoing.is_empty() {
             send_all(&self.socket, &self.outgoing).await;
             self.outgoing.clear();
+        }
+    }
+}
+
+impl Loop {
+    /// Collects the WebRTC viewers' datagrams, ends the sessions that failed,
+    /// and passes their keyframe requests to the Program's source.
+    fn flush_viewers(&mut self, now: Instant) {
+        let mut failed = Vec::new();
+        for (room_id, fanout) in &mut self.viewers {
+            if fanout.take_keyframe_request(now)
+                && let Some(live) = self.rooms.get_mut(room_id)
+            {
+                live.room.with_router(now, |r, now| r.handle_keyframe_request(Receiver::Program, now)).ok();
+                while let Some(datagram) = live.room.poll_transmit() {
+                    self.outgoing.push(datagram);
+                }
+            }
+            while let Some(event) = fanout.poll_event() {
+                if let FanoutEvent::Disconnected(viewer) = event
+                    && fanout.remove_viewer(viewer).is_ok()
+                {
+                    tracing::debug!(room = %room_id, %viewer, "WebRTC viewer gone");
+                    failed.push((room_id.clone(), viewer));
+                }
+            }
+            while let Some(datagram) = fanout.poll_transmit() {
+                self.outgoing.push(datagram);
+            }
+        }
+        if !failed.is_empty() {
+            self.whep.retain(|_, session| !failed.contains(session));
         }
     }
 }
@@ -549,6 +670,13 @@ fn bind_socket(address: SocketAddr) -> std::io::Result<UdpSocket> {
         );
     }
     UdpSocket::from_std(socket.into())
+}
+
+/// 128 random bits, hex: names a WHEP session so only its viewer can end it.
+fn whep_token() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn rand_seed() -> u64 {

@@ -108,6 +108,30 @@ pub(crate) enum Command {
     /// The user lost their membership (removed, or the room was deleted):
     /// they leave the conference at once.
     Remove { room: String, username: String },
+    /// A WHEP viewer's offer for the room's Program.
+    WhepOffer { room: String, sdp: String, reply: oneshot::Sender<Result<WhepSession, WhepError>> },
+    /// The WHEP session with this resource token ends.
+    WhepEnd { room: String, token: String, reply: oneshot::Sender<bool> },
+}
+
+/// A WHEP viewer admitted to a Program.
+#[derive(Debug)]
+pub struct WhepSession {
+    /// Names the session's resource; unguessable, so only the viewer can end it.
+    pub token: String,
+    pub answer: String,
+}
+
+/// Why a WHEP offer was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WhepError {
+    /// The room is not on air (or nobody is in it to make a Program).
+    NotOnAir,
+    /// The offer is not SDP or cannot receive the Program.
+    BadOffer(String),
+    /// The Program has as many WebRTC viewers as it may.
+    Full,
+    Unavailable,
 }
 
 /// A handle on the media loop; cloning it is cheap.
@@ -173,6 +197,24 @@ impl Conference {
     /// they are no longer a member.
     pub async fn remove(&self, room: &str, username: &str) {
         let _ = self.commands.send(Command::Remove { room: room.to_owned(), username: username.to_owned() }).await;
+    }
+
+    /// Admits a WHEP viewer to the room's Program.
+    pub async fn whep_offer(&self, room: &str, sdp: String) -> Result<WhepSession, WhepError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::WhepOffer { room: room.to_owned(), sdp, reply };
+        self.commands.send(command).await.map_err(|_| WhepError::Unavailable)?;
+        answer.await.map_err(|_| WhepError::Unavailable)?
+    }
+
+    /// Ends a WHEP session; `false` when there is no such session.
+    pub async fn whep_end(&self, room: &str, token: &str) -> bool {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::WhepEnd { room: room.to_owned(), token: token.to_owned(), reply };
+        if self.commands.send(command).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
     }
 
     /// Asks the Program's source for a keyframe; never waits (called from

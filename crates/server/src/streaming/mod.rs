@@ -9,6 +9,7 @@ pub mod directory;
 mod feeder;
 pub mod hls;
 pub mod on_air;
+pub mod whep;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
