@@ -50,7 +50,17 @@ before(async () => {
   [server, media, shots] = await Promise.all([startServer(), makeFakeMedia(["red", ...GUESTS.map((g) => g.colour)], [TONE, ...GUESTS.map((g) => g.tone)]), screenshotDir()]);
   [hostBrowser, viewerBrowser] = await Promise.all([
     launchWithFakeDevices({ video: media.video("red"), audio: media.audio(TONE) }),
-    chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"] }),
+    chromium.launch({
+      executablePath: CHROMIUM_PATH,
+      // Fake devices only for the WebRTC step (see there); nothing captures.
+      args: [
+        ...CHROMIUM_ARGS,
+        "--autoplay-policy=no-user-gesture-required",
+        "--allow-loopback-in-peer-connection",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+      ],
+    }),
   ]);
 });
 
@@ -152,7 +162,9 @@ function watchVideoColour(page) {
 
 /**
  * Listens to the watch page's video element for `ms` milliseconds through
- * WebAudio (the element must not be muted) and returns where the strongest
+ * WebAudio (the element must not be muted; when it plays a MediaStream,
+ * WebRTC's, the stream itself is listened to, as Chromium does not route
+ * such an element through WebAudio) and returns where the strongest
  * FFT bin between 200 and 2000 Hz is, and how far the strongest bin within
  * ±12 Hz of `hz` stands above the median level of 200–2000 Hz, in dB.
  * @param {import("playwright-core").Page} page
@@ -168,15 +180,23 @@ function toneInVideo(page, hz, ms) {
       // An element can feed only one source node: make it once, keep it.
       /** @type {any} */
       const w = window;
+      const stream = video.srcObject instanceof MediaStream ? video.srcObject : null;
+      if (w.__toneProbe && w.__toneProbe.stream !== stream) {
+        w.__toneProbe.source.disconnect();
+        w.__toneProbe = null;
+      }
       if (!w.__toneProbe) {
-        const context = new AudioContext({ sampleRate: 48000 });
-        const source = context.createMediaElementSource(video);
+        const context = w.__toneContext ?? new AudioContext({ sampleRate: 48000 });
+        w.__toneContext = context;
+        // An element can feed only one element source node: keep it.
+        w.__elementSource ??= stream ? null : context.createMediaElementSource(video);
+        const source = stream ? context.createMediaStreamSource(stream) : w.__elementSource;
         const analyser = context.createAnalyser();
         analyser.fftSize = 8192;
         analyser.smoothingTimeConstant = 0;
         source.connect(analyser);
-        analyser.connect(context.destination);
-        w.__toneProbe = { context, analyser };
+        if (!stream) analyser.connect(context.destination);
+        w.__toneProbe = { context, analyser, source, stream };
       }
       /** @type {{context: AudioContext, analyser: AnalyserNode}} */
       const { context, analyser } = w.__toneProbe;
@@ -380,8 +400,41 @@ test("on air: the directory updates live and the watch page plays the room's pic
 
     // The directory stream counts the player as a viewer.
     await viewer.locator(".watch-viewers").filter({ hasText: /^[1-9]\d* watching$/ }).waitFor({ timeout: 20_000 });
-    await viewer.getByText("Low-latency mode (WebRTC): coming later").waitFor();
     await viewer.screenshot({ path: path.join(shots, "viewer-watch-desktop.png"), fullPage: true });
+
+    // Low latency: the same broadcast over WebRTC (WHEP), from the same page.
+    // In this network namespace there is only loopback, and Chromium offers
+    // a loopback candidate only to a page that has had media permission (on
+    // a real network a receive-only page gathers its candidates as usual):
+    // so the page opens and closes a fake microphone once first.
+    await viewer.evaluate(async () => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      for (const track of stream.getTracks()) track.stop();
+    });
+    await viewer.getByRole("button", { name: "Low latency (WebRTC)" }).click();
+    const webrtc = await pollUntil(
+      () => stageState(viewer),
+      (s) => s !== null && s.engine === "webrtc" && s.state === "playing" && s.currentTime > 0,
+      { timeout: 30_000, what: "the WebRTC player to play" },
+    );
+    assert.ok(webrtc);
+    assert.match(viewer.url(), /[?&]mode=webrtc\b/, "the choice is kept in the address");
+    const webrtcColour = await pollUntil(() => watchVideoColour(viewer), (c) => colourName(c) === "red", { what: "a red picture over WebRTC" });
+    t.diagnostic(`WebRTC picture ${JSON.stringify(webrtcColour)} after ${Date.now() - started} ms`);
+    const webrtcTone = await pollUntil(
+      () => toneInVideo(viewer, TONE, 2000),
+      (l) => l.aboveFloorDb >= 20 && Math.abs(l.peakHz - TONE) <= 15,
+      { timeout: 30_000, interval: 0, what: `a ${TONE} Hz tone over WebRTC` },
+    );
+    t.diagnostic(`WebRTC sound: strongest at ${webrtcTone.peakHz} Hz, ${webrtcTone.aboveFloorDb} dB above the floor`);
+    await viewer.screenshot({ path: path.join(shots, "viewer-watch-webrtc-desktop.png"), fullPage: true });
+    // And back to the standard stream.
+    await viewer.getByRole("button", { name: "Standard stream (HLS)" }).click();
+    await pollUntil(
+      () => stageState(viewer),
+      (s) => s !== null && s.engine === "hls.js" && s.state === "playing",
+      { timeout: 45_000, what: "LL-HLS to play again" },
+    );
 
     // A phone opens the watch page directly: it plays, muted since its
     // browser blocks sound until a click, and offers to unmute; the video fits.

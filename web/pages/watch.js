@@ -3,15 +3,18 @@
  * Watch: one room's channel (no account needed). The title, host, viewer
  * count and whether the room is on air come from the public directory
  * stream, filtered to this room; the picture and sound are LL-HLS
- * (web/viewer/player.js). When the room goes off air the player stops and
+ * (web/viewer/player.js), or in low-latency mode WebRTC through the room's
+ * WHEP endpoint (web/viewer/whep-player.js; `?mode=webrtc` keeps the
+ * choice in the address). When the room goes off air the player stops and
  * the page says so; when it comes back on air it starts again by itself.
  */
 
 import { h } from "../ui.js";
-import { followDirectory, hlsUrl } from "../viewer/directory.js";
+import { followDirectory, hlsUrl, whepUrl } from "../viewer/directory.js";
 import { everyTick, liveBadge, onAirTime, setLiveBadge, viewersText } from "../viewer/format.js";
 import { mutedIcon, tvIcon } from "../viewer/icons.js";
 import { LivePlayer } from "../viewer/player.js";
+import { WhepPlayer } from "../viewer/whep-player.js";
 
 /** @typedef {import("../viewer/directory.js").LiveBroadcast} LiveBroadcast */
 /** @typedef {import("../viewer/player.js").PlayerState} PlayerState */
@@ -54,6 +57,17 @@ export function render({ main, params, signal }) {
   );
   const description = h("p", { class: "watch-description", hidden: true });
   const latency = h("span", { class: "watch-latency" });
+  /** LL-HLS (any number of viewers, a second or so behind) or WebRTC (well under a second). */
+  let mode = /** @type {"hls" | "webrtc"} */ (new URLSearchParams(window.location.search).get("mode") === "webrtc" ? "webrtc" : "hls");
+  const modeSwitch = h("button", { type: "button", class: "watch-mode-switch" });
+  function labelModeSwitch() {
+    modeSwitch.textContent = mode === "webrtc" ? "Standard stream (HLS)" : "Low latency (WebRTC)";
+    modeSwitch.title =
+      mode === "webrtc"
+        ? "Play the standard stream: a second or so behind, works everywhere"
+        : "Play over WebRTC: well under a second behind live";
+  }
+  labelModeSwitch();
 
   main.append(
     h(
@@ -68,25 +82,37 @@ export function render({ main, params, signal }) {
         hostLine,
         stats,
         description,
-        // LOW-LATENCY MODE (to come): a WebRTC (WHEP) player for viewers who
-        // need less than HLS's second or so of delay. It will need a WHEP
-        // endpoint per room on the server and a switch here that swaps
-        // LivePlayer for the WebRTC one; until then this note only says so.
-        h(
-          "p",
-          { class: "watch-mode meta" },
-          latency,
-          h("span", { class: "watch-mode-later" }, "Low-latency mode (WebRTC): coming later"),
-        ),
+        h("p", { class: "watch-mode meta" }, latency, modeSwitch),
       ),
     ),
   );
 
-  const player = new LivePlayer(video, {
+  /** @type {import("../viewer/player.js").PlayerHandlers} */
+  const handlers = {
     onState: (state, message) => showStage(state, message),
     onMuted: (muted) => {
       unmute.hidden = !muted;
     },
+  };
+  /** @param {"hls" | "webrtc"} which */
+  const makePlayer = (which) => (which === "webrtc" ? new WhepPlayer(video, handlers) : new LivePlayer(video, handlers));
+  /** @type {LivePlayer | WhepPlayer} */
+  let player = makePlayer(mode);
+  /** @param {LiveBroadcast} broadcast */
+  const sourceOf = (broadcast) => (mode === "webrtc" ? whepUrl(broadcast) : hlsUrl(broadcast));
+  modeSwitch.addEventListener("click", () => {
+    mode = mode === "webrtc" ? "hls" : "webrtc";
+    const url = new URL(window.location.href);
+    if (mode === "webrtc") url.searchParams.set("mode", "webrtc");
+    else url.searchParams.delete("mode");
+    history.replaceState(history.state, "", url);
+    labelModeSwitch();
+    player.stop();
+    player = makePlayer(mode);
+    if (current) {
+      playing = current.broadcast_id;
+      void player.start(sourceOf(current));
+    }
   });
   unmute.addEventListener("click", () => {
     player.unmute();
@@ -181,7 +207,10 @@ export function render({ main, params, signal }) {
       return;
     }
     stage.dataset.latency = seconds.toFixed(2);
-    latency.textContent = `About ${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s behind live. `;
+    latency.textContent =
+      player.engine === "webrtc"
+        ? `Low latency: ${Math.round(seconds * 1000)} ms buffered. `
+        : `About ${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s behind live. `;
   }
 
   function retry() {
@@ -217,7 +246,7 @@ export function render({ main, params, signal }) {
       if (entry.broadcast_id !== playing) {
         // On air, or on air again with a new broadcast: (re)start.
         playing = entry.broadcast_id;
-        void player.start(hlsUrl(entry));
+        void player.start(sourceOf(entry));
       } else {
         // Same broadcast: only the numbers changed.
         refresh();

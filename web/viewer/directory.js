@@ -22,7 +22,7 @@ import { isLocalPath } from "../router.js";
  * @property {import("../api.js").UserRef} host
  * @property {string} started_at RFC 3339
  * @property {number} viewers players watching now
- * @property {{hls: string, page: string}} playback
+ * @property {{hls: string, page: string, whep: string}} playback
  */
 
 /** @typedef {"connecting" | "open" | "closed"} StreamState */
@@ -57,6 +57,16 @@ export function hlsUrl(broadcast) {
 }
 
 /**
+ * The room's WHEP endpoint (low-latency WebRTC viewing): the one the server
+ * names when it is a path on this server, else the documented one.
+ * @param {LiveBroadcast} broadcast
+ */
+export function whepUrl(broadcast) {
+  const named = broadcast.playback.whep;
+  return isLocalPath(named) ? named : `/api/v1/rooms/${encodeURIComponent(broadcast.room_id)}/whep`;
+}
+
+/**
  * @param {unknown} value
  * @returns {value is Record<string, unknown>}
  */
@@ -76,6 +86,7 @@ function readBroadcast(raw) {
   if (typeof title !== "string" || typeof started_at !== "string") return null;
   if (!isObject(host) || typeof host.username !== "string" || typeof host.display_name !== "string") return null;
   const hls = isObject(playback) && typeof playback.hls === "string" ? playback.hls : "";
+  const whep = isObject(playback) && typeof playback.whep === "string" ? playback.whep : "";
   return {
     room_id,
     broadcast_id,
@@ -84,7 +95,7 @@ function readBroadcast(raw) {
     host: { username: host.username, display_name: host.display_name },
     started_at,
     viewers: typeof viewers === "number" && Number.isFinite(viewers) && viewers >= 0 ? Math.floor(viewers) : 0,
-    playback: { hls, page: watchPath(room_id) },
+    playback: { hls, page: watchPath(room_id), whep },
   };
 }
 

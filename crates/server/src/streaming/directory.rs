@@ -24,6 +24,8 @@ pub struct Playback {
     pub hls: String,
     /// The public watch page.
     pub page: String,
+    /// WHEP endpoint: sub-second viewing over WebRTC (POST an SDP offer).
+    pub whep: String,
 }
 
 #[derive(Serialize, ToSchema, Clone, PartialEq, Debug)]
@@ -62,6 +64,7 @@ pub fn snapshot(state: &AppState) -> LiveDirectory {
             playback: Playback {
                 hls: format!("/hls/{}/{}", c.info.room_id, confcast_live::MULTIVARIANT_PLAYLIST),
                 page: format!("/watch/{}", c.info.room_id),
+                whep: format!("/api/v1/rooms/{}/whep", c.info.room_id),
             },
         })
         .collect();
