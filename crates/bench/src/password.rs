@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let params = password::hasher().params().clone();
+    let params = password::params();
     println!(
         "argon2id parameters  m = {} KiB, t = {}, p = {}",
         params.m_cost(),
