@@ -12,11 +12,21 @@
  * capture -> WebRTC encode -> server -> LL-HLS packaging -> HTTP -> hls.js
  * -> decode -> presentation, everything but the screen's own refresh.
  *
+ * GLASS_MODE=webrtc measures the watch page's low-latency mode instead
+ * (`?mode=webrtc`: WHEP, the Program forwarded over WebRTC, no packaging):
+ * the viewer opens the page, picks "Low latency (WebRTC)", and the same
+ * reading is done on the frames that player presents. Inside a network
+ * namespace with loopback only, Chromium gathers a loopback candidate only
+ * with --allow-loopback-in-peer-connection and for a page that has had media
+ * permission, so the viewer's page opens and closes a fake microphone first
+ * (as in viewer.test.mjs).
+ *
  * Not a test (no pass or fail, no timed assertions): a measurement printed
  * for docs/BENCHMARKS.md. Run it through scripts/bench-glass-to-glass.sh.
  *
  * Options (environment): GLASS_SECONDS (measured, default 30),
- * GLASS_WARMUP (seconds of playback before measuring, default 10).
+ * GLASS_WARMUP (seconds of playback before measuring, default 10),
+ * GLASS_MODE (`hls`, the default, or `webrtc`).
  */
 
 import { chromium } from "playwright-core";
@@ -27,6 +37,8 @@ import { startServer } from "./server.mjs";
 
 const SECONDS = Number(process.env.GLASS_SECONDS || 30);
 const WARMUP = Number(process.env.GLASS_WARMUP || 10);
+const MODE = process.env.GLASS_MODE || "hls";
+if (MODE !== "hls" && MODE !== "webrtc") throw new Error(`GLASS_MODE must be hls or webrtc, not ${MODE}`);
 
 process.env.CONFCAST_MEDIA_PORT = "0";
 
@@ -68,7 +80,12 @@ function paintClockCamera() {
 
 const [server, media] = await Promise.all([startServer(), makeFakeMedia(["black"], [440])]);
 const hostBrowser = await launchWithFakeDevices({ video: media.video("black"), audio: media.audio(440) });
-const viewerBrowser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"] });
+const viewerArgs = [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"];
+if (MODE === "webrtc") {
+  // Fake devices only to grant the page media permission once (see above); nothing captures.
+  viewerArgs.push("--allow-loopback-in-peer-connection", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream");
+}
+const viewerBrowser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: viewerArgs });
 try {
   const hostContext = await hostBrowser.newContext({ baseURL: server.baseUrl, viewport: DESKTOP });
   await hostContext.addInitScript(paintClockCamera);
@@ -100,6 +117,24 @@ try {
     (playing) => playing,
     { timeout: 45_000, what: "the watch page to play" },
   );
+  if (MODE === "webrtc") {
+    await viewer.evaluate(async () => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      for (const track of stream.getTracks()) track.stop();
+    });
+    await viewer.getByRole("button", { name: "Low latency (WebRTC)" }).click();
+    await pollUntil(
+      () =>
+        viewer.evaluate(() => {
+          const stage = document.querySelector(".watch-stage");
+          const video = document.querySelector("video.watch-video");
+          return stage instanceof HTMLElement && video instanceof HTMLVideoElement && stage.dataset.engine === "webrtc" && stage.dataset.state === "playing" && video.currentTime > 0;
+        }),
+      (playing) => playing,
+      { timeout: 30_000, what: "the WebRTC player to play" },
+    );
+    if (!/[?&]mode=webrtc\b/.test(viewer.url())) throw new Error(`the watch page's address does not say mode=webrtc: ${viewer.url()}`);
+  }
   await new Promise((resolve) => setTimeout(resolve, WARMUP * 1000));
 
   const result = await viewer.evaluate(async (seconds) => {
@@ -162,12 +197,14 @@ try {
   const sorted = [...result.latencies].sort((a, b) => a - b);
   const q = (/** @type {number} */ p) => sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
   const player = [...result.playerLatencies].sort((a, b) => a - b);
-  console.log(`glass-to-glass    ${sorted.length} frames read over ${SECONDS} s after ${WARMUP} s of playback (${result.frames} presented, ${result.unreadable} unreadable; video ${result.size}; ${result.played.toFixed(1)} s played)`);
+  console.log(`glass-to-glass    ${MODE === "webrtc" ? "WebRTC (WHEP, ?mode=webrtc)" : "LL-HLS (hls.js)"}: ${sorted.length} frames read over ${SECONDS} s after ${WARMUP} s of playback (${result.frames} presented, ${result.unreadable} unreadable; video ${result.size}; ${result.played.toFixed(1)} s played)`);
   console.log(`latency           min ${q(0)} ms, p10 ${q(0.1)} ms, p50 ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms`);
   if (player.length > 0) {
-    console.log(`hls.js latency    (its estimate of the distance to the live edge) median ${player[Math.floor(player.length / 2)].toFixed(0)} ms`);
+    const estimate = player[Math.floor(player.length / 2)].toFixed(0);
+    if (MODE === "webrtc") console.log(`jitter buffer     (the player's getStats: average video jitterBufferDelay per frame) median ${estimate} ms`);
+    else console.log(`hls.js latency    (its estimate of the distance to the live edge) median ${estimate} ms`);
   }
-  console.log(`hls.js reports    ${hlsReports.length === 0 ? "none" : hlsReports.join(" | ")}`);
+  if (MODE === "hls") console.log(`hls.js reports    ${hlsReports.length === 0 ? "none" : hlsReports.join(" | ")}`);
   const load = (await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ");
   console.log(`machine           load average ${load}`);
 } finally {

@@ -414,7 +414,7 @@ async fn next_message(socket: &mut Socket, i: usize, signalling: &Signalling, pa
 
 /// The payload type of `codec` that the answer accepted on `mid`
 /// (H.264: packetization-mode 1, constrained baseline preferred).
-fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+pub(crate) fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
     let remote = rtc.media(mid)?.remote_pts().to_vec();
     let params = rtc.codec_config().params();
     let fits = |p: &&str0m::format::PayloadParams| {
@@ -438,7 +438,7 @@ fn first_video_codec(sdp: &str) -> Option<String> {
 }
 
 /// The port of the answer's (one) host candidate.
-fn candidate_port(sdp: &str) -> Option<u16> {
+pub(crate) fn candidate_port(sdp: &str) -> Option<u16> {
     let line = sdp.lines().find(|l| l.starts_with("a=candidate:"))?;
     let fields: Vec<&str> = line.split_whitespace().collect();
     fields.get(5)?.parse().ok()

@@ -13,6 +13,7 @@ mod http_me;
 mod password;
 mod peer;
 mod process;
+mod whep;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,10 @@ enum Command {
     /// LL-HLS serving: parts and playlists with wrk, and thousands of held
     /// blocking playlist requests; requests per core and memory.
     HlsServe(hls_serve::Args),
+    /// WebRTC (WHEP) viewing: one room on air, N receive-only WebRTC
+    /// viewers; server CPU and memory per viewer, what each one receives,
+    /// how long joins take.
+    Whep(whep::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +63,7 @@ fn main() -> anyhow::Result<()> {
             Command::AudioMix(args) => audio_mix::run(args).await,
             Command::Broadcast(args) => broadcast::run(args).await,
             Command::HlsServe(args) => hls_serve::run(args).await,
+            Command::Whep(args) => whep::run(args).await,
         }
     })
 }

@@ -98,6 +98,8 @@ pub struct PeerCounters {
     pub participant: usize,
     pub connected: bool,
     pub connected_at: Option<Instant>,
+    /// When the first video packet arrived.
+    pub first_video_at: Option<Instant>,
     pub video_packets: u64,
     pub video_bytes: u64,
     /// Highest extended sequence number of the received video stream.
@@ -614,6 +616,7 @@ fn handle_event(peer: &mut Peer, shared: &mut Shared, event: Event, now: Instant
                 return;
             }
             let counters = &mut peer.counters;
+            counters.first_video_at.get_or_insert(now);
             counters.video_packets += 1;
             counters.video_bytes += packet.payload.len() as u64;
             let seq = *packet.seq_no;
