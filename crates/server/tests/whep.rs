@@ -118,6 +118,11 @@ async fn a_whep_viewer_receives_the_program_and_ends_its_session() {
     assert_eq!(first_has_sps, Some(true), "the first frame is a keyframe (with its SPS)");
     assert!(audio_frames > 100, "{audio_frames} mix frames in 3 s");
 
+    // The directory counts the WebRTC viewer.
+    let live = app.call(Method::GET, "/api/v1/live", None, None).await;
+    assert_eq!(live.body["broadcasts"][0]["viewers"], 1, "{}", live.text);
+    assert_eq!(live.body["broadcasts"][0]["playback"]["whep"], format!("/api/v1/rooms/{room}/whep"));
+
     // Someone else's guess at the session does nothing; the right one ends it.
     let guess = app.call(Method::DELETE, &format!("/api/v1/rooms/{room}/whep/0123456789abcdef0123456789abcdef"), None, None).await;
     assert_eq!(guess.status, StatusCode::NOT_FOUND);
@@ -125,5 +130,14 @@ async fn a_whep_viewer_receives_the_program_and_ends_its_session() {
     assert_eq!(ended.status, StatusCode::NO_CONTENT, "{}", ended.text);
     let again = app.call(Method::DELETE, &location, None, None).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let mut count = serde_json::Value::Null;
+    for _ in 0..50 {
+        count = app.call(Method::GET, "/api/v1/live", None, None).await.body["broadcasts"][0]["viewers"].clone();
+        if count == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count, 0, "the ended session is no longer counted");
     camera_task.await.unwrap();
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use confcast_media::fanout::{Fanout, FanoutError, FanoutEvent, ViewerId};
-use confcast_media::room::{ProgramMedia, Room, RoomError, RoomEvent};
+use confcast_media::room::{Room, RoomError, RoomEvent};
 use confcast_media::selection::SelectionMode;
 use confcast_media::{
     Actor, Choice, ParticipantId, PublicationId, Receiver, RouterConfig, RouterError, SelectionError, SelectionEvent,
@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 use super::protocol::{ClientMessage, ProtocolError, RosterEntry, ServerMessage, VERSION};
 use super::udp_batch::{send_all, BatchReceiver, BATCH};
 use super::{
-    Command, Conference, Joined, LockError, LockState, MediaConfig, Member, Outgoing, WhepError, WhepSession, COMMAND_QUEUE,
+    Command, Conference, Joined, LockError, LockState, MediaConfig, Member, Outgoing, ProgramFeed, WhepError, WhepSession,
+    COMMAND_QUEUE,
 };
 
 /// Above this many remembered peer addresses the index is rebuilt lazily.
@@ -109,7 +110,7 @@ struct Loop {
     rooms: HashMap<String, LiveRoom>,
     /// Rooms on air: where their Program goes, and the broadcast's title.
     /// Kept here too for rooms nobody is in yet.
-    programs: HashMap<String, (mpsc::Sender<ProgramMedia>, String)>,
+    programs: HashMap<String, ProgramFeed>,
     /// Which room a remote address belongs to, learned from accepted packets.
     by_address: HashMap<SocketAddr, Owner>,
     /// On-air rooms' WebRTC viewers, by room id.
@@ -276,7 +277,7 @@ impl Loop {
                 let _ = reply.send(result);
             }
             Command::Program { room, feed } => {
-                let title = feed.as_ref().map(|(_, title)| title.clone());
+                let title = feed.as_ref().map(|feed| feed.title.clone());
                 match feed {
                     Some(feed) => {
                         self.programs.insert(room.clone(), feed);
@@ -394,7 +395,7 @@ impl Loop {
         broadcast_roster(live);
         send(live, participant, lock_message(live));
         send(live, participant, selection_message(live, participant));
-        if let Some((_, title)) = self.programs.get(room_id) {
+        if let Some(ProgramFeed { title, .. }) = self.programs.get(room_id) {
             send(live, participant, ServerMessage::OnAir { on: true, title: Some(title.clone()) });
         }
         let roster = live.roster.subscribe();
@@ -608,7 +609,7 @@ impl Loop {
         }
         for room_id in &touched {
             let Some(live) = self.rooms.get_mut(room_id) else { continue };
-            if let Some((sink, _)) = self.programs.get(room_id) {
+            if let Some(ProgramFeed { sink, .. }) = self.programs.get(room_id) {
                 let mut fanout = self.viewers.get_mut(room_id).filter(|f| !f.is_empty());
                 while let Some(media) = live.room.poll_program() {
                     if let Some(fanout) = fanout.as_mut() {
@@ -656,6 +657,9 @@ impl Loop {
             }
             while let Some(datagram) = fanout.poll_transmit() {
                 self.outgoing.push(datagram);
+            }
+            if let Some(feed) = self.programs.get(room_id) {
+                feed.webrtc_viewers.store(fanout.len(), std::sync::atomic::Ordering::Relaxed);
             }
         }
         if !failed.is_empty() {

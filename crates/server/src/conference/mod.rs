@@ -102,7 +102,7 @@ pub(crate) enum Command {
     },
     /// The room goes on air (its Program into this sink, under this title)
     /// or off air (`None`).
-    Program { room: String, feed: Option<(mpsc::Sender<ProgramMedia>, String)> },
+    Program { room: String, feed: Option<ProgramFeed> },
     /// The packager needs a keyframe of the Program's video.
     ProgramKeyframe { room: String },
     /// The user lost their membership (removed, or the room was deleted):
@@ -112,6 +112,16 @@ pub(crate) enum Command {
     WhepOffer { room: String, sdp: String, reply: oneshot::Sender<Result<WhepSession, WhepError>> },
     /// The WHEP session with this resource token ends.
     WhepEnd { room: String, token: String, reply: oneshot::Sender<bool> },
+}
+
+/// Where an on-air room's Program goes.
+#[derive(Debug)]
+pub struct ProgramFeed {
+    /// The streaming side's bounded queue (packager, recorder).
+    pub sink: mpsc::Sender<ProgramMedia>,
+    pub title: String,
+    /// Kept equal to the Program's WebRTC viewers, for the directory's count.
+    pub webrtc_viewers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A WHEP viewer admitted to a Program.
@@ -189,7 +199,7 @@ impl Conference {
 impl Conference {
     /// Starts (with the sink and title) or stops feeding the room's Program
     /// to the streaming side; participants are told the room is on air.
-    pub async fn program(&self, room: &str, feed: Option<(mpsc::Sender<ProgramMedia>, String)>) {
+    pub async fn program(&self, room: &str, feed: Option<ProgramFeed>) {
         let _ = self.commands.send(Command::Program { room: room.to_owned(), feed }).await;
     }
 

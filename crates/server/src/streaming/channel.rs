@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -38,6 +39,8 @@ pub struct LiveChannel {
     /// Bumped on every packager event; held requests wait for a change.
     version: watch::Sender<u64>,
     viewers: Mutex<HashMap<u64, Instant>>,
+    /// WebRTC (WHEP) viewers, kept by the media loop.
+    pub webrtc_viewers: Arc<AtomicUsize>,
     next_session: AtomicU64,
     /// Program units the feeder could not take in time.
     pub dropped: AtomicU64,
@@ -55,6 +58,7 @@ impl LiveChannel {
             rendered: Mutex::new(None),
             version: watch::channel(0).0,
             viewers: Mutex::new(HashMap::new()),
+            webrtc_viewers: Arc::new(AtomicUsize::new(0)),
             next_session: AtomicU64::new(seed()),
             dropped: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
@@ -121,11 +125,12 @@ impl LiveChannel {
         viewers.insert(session, now);
     }
 
-    /// Players that asked for the playlist within the last 15 seconds.
+    /// Players that asked for the playlist within the last 15 seconds, and
+    /// WebRTC viewers.
     pub fn viewer_count(&self, now: Instant) -> usize {
         let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
         viewers.retain(|_, at| now.duration_since(*at) < VIEWER_TTL);
-        viewers.len()
+        viewers.len() + self.webrtc_viewers.load(Ordering::Relaxed)
     }
 }
 

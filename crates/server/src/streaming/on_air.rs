@@ -97,7 +97,9 @@ pub async fn set(
         )
         .map_err(ApiError::internal)?;
     if let Some(conference) = &state.conference {
-        conference.program(room, Some((sink, title.clone()))).await;
+        let webrtc_viewers = state.streaming.get(room).map(|channel| channel.webrtc_viewers.clone()).unwrap_or_default();
+        let feed = crate::conference::ProgramFeed { sink, title: title.clone(), webrtc_viewers };
+        conference.program(room, Some(feed)).await;
     }
     tracing::info!(%room, broadcast = %broadcast.id, "on air");
     metrics::gauge!("live_broadcasts").increment(1.0);
