@@ -86,10 +86,13 @@ pub enum Action {
     Broadcast,
     /// Delete a past broadcast's recording.
     DeleteRecording,
+    /// Create, list and delete the keys encoders publish into the room with
+    /// (WHIP ingest).
+    ManageIngest,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::ViewRoom,
         Action::Join,
         Action::Invite,
@@ -103,6 +106,7 @@ impl Action {
         Action::DesignateVideo,
         Action::Broadcast,
         Action::DeleteRecording,
+        Action::ManageIngest,
     ];
 }
 
@@ -116,7 +120,7 @@ pub fn allows(role: Role, action: Action) -> bool {
     match action {
         ViewRoom | Join => role.is_member(),
         Leave => matches!(role, Admin | Member),
-        Invite | CreateInviteLink | RemoveMember | LockVideo | DesignateVideo | Broadcast => {
+        Invite | CreateInviteLink | RemoveMember | LockVideo | DesignateVideo | Broadcast | ManageIngest => {
             matches!(role, Host | Admin)
         }
         Rename | DeleteRoom | NameAdmins | DeleteRecording => role == Host,
@@ -146,7 +150,7 @@ mod tests {
     #[test]
     fn every_action_for_every_role() {
         // Columns: Host, Admin, Member, Stranger, Anonymous.
-        let table: [(Action, [bool; 5]); 13] = [
+        let table: [(Action, [bool; 5]); 14] = [
             (Action::ViewRoom, [true, true, true, false, false]),
             (Action::Join, [true, true, true, false, false]),
             (Action::Invite, [true, true, false, false, false]),
@@ -160,6 +164,7 @@ mod tests {
             (Action::DesignateVideo, [true, true, false, false, false]),
             (Action::Broadcast, [true, true, false, false, false]),
             (Action::DeleteRecording, [true, false, false, false, false]),
+            (Action::ManageIngest, [true, true, false, false, false]),
         ];
         assert_eq!(
             table.iter().map(|(a, _)| *a).collect::<Vec<_>>(),

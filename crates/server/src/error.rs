@@ -106,6 +106,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotPending => ApiError::new(S::CONFLICT, "not_pending", message),
             StoreError::Expired => ApiError::new(S::GONE, "expired", message),
             StoreError::AlreadyLive => ApiError::new(S::CONFLICT, "already_live", message),
+            StoreError::Conflict(_) => ApiError::new(S::CONFLICT, "conflict", message),
             StoreError::Database(_) | StoreError::Migration(_) => ApiError::internal(error),
         }
     }

@@ -78,6 +78,7 @@ async fn every_room_action_by_every_role_follows_the_policy() {
         Action::Rename,
         Action::DeleteRoom,
         Action::NameAdmins,
+        Action::ManageIngest,
     ];
     for action in actions {
         for role in Role::ALL {
@@ -97,6 +98,7 @@ async fn every_room_action_by_every_role_follows_the_policy() {
                 Action::NameAdmins => {
                     app.call(Method::PUT, &format!("{base}/members/mika"), token, Some(json!({"role": "admin"}))).await
                 }
+                Action::ManageIngest => app.call(Method::POST, &format!("{base}/ingest-keys"), token, Some(json!({"name": "Studio"}))).await,
                 _ => unreachable!("not in the list above"),
             };
             let what = format!("{action:?} by {role}: {}", reply.text);

@@ -24,6 +24,8 @@ pub enum StoreError {
     Expired,
     #[error("the room is already on air")]
     AlreadyLive,
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

@@ -7,6 +7,7 @@
 
 mod broadcasts;
 mod error;
+mod ingest_keys;
 mod invitations;
 mod invite_links;
 mod recordings;
@@ -26,6 +27,7 @@ use sqlx::SqlitePool;
 pub use broadcasts::Broadcast;
 pub use confcast_policy::Role;
 pub use error::StoreError;
+pub use ingest_keys::{IngestKey, MAX_INGEST_KEYS_PER_ROOM};
 pub use invitations::{Invitation, InvitationStatus};
 pub use invite_links::InviteLink;
 pub use recordings::{Recording, RecordingState};

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod events;
 pub mod invitations;
+pub mod ingest_keys;
 pub mod invite_links;
 pub mod me;
 pub mod rooms;

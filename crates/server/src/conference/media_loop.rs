@@ -75,7 +75,7 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
         });
     })?;
     tracing::info!(media = %advertised, "media socket ready");
-    Ok(Conference { commands, media_addr: advertised })
+    Ok(Conference { commands, media_addr: advertised, ingests: Default::default() })
 }
 
 struct Person {

@@ -10,6 +10,7 @@ mod media_loop;
 pub mod protocol;
 pub mod signalling;
 mod udp_batch;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -150,12 +151,18 @@ pub struct Conference {
     commands: mpsc::Sender<Command>,
     /// The UDP address media flows to.
     pub media_addr: SocketAddr,
+    /// Encoders publishing over WHIP, by session secret.
+    pub(crate) ingests: whip::Ingests,
 }
 
 /// How many commands may wait for the media loop before senders wait.
 const COMMAND_QUEUE: usize = 1024;
 
 impl Conference {
+    pub(crate) fn ingests_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, ParticipantId)>> {
+        self.ingests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Joins `member` to the room's conference with their SDP offer.
     pub async fn join(
         &self,
