@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod notify;
 pub mod recording;
 pub mod routes;
+pub mod sdp_http;
 pub mod serve;
 pub mod state;
 pub mod streaming;

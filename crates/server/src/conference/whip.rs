@@ -17,11 +17,9 @@ use tokio::sync::mpsc;
 
 use super::{Member, Outgoing};
 use crate::error::{ApiError, ErrorBody, Path};
+use crate::sdp_http::{created, read_offer};
 use crate::state::AppState;
 
-const SDP: &str = "application/sdp";
-/// An encoder's SDP offer is a few kilobytes.
-const MAX_OFFER: usize = 64 * 1024;
 
 /// The participant name an ingest key publishes under. The colon never
 /// appears in a user's name, so it cannot be mistaken for one.
@@ -56,18 +54,9 @@ pub async fn publish(State(state): State<AppState>, Path(room): Path<String>, he
         Err(confcast_store::StoreError::NotFound(_)) => return unauthorised("that is not an ingest key of this room"),
         Err(other) => return ApiError::from(other).into_response(),
     };
-    let is_sdp = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP)));
-    if !is_sdp {
-        return ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the offer as application/sdp").into_response();
-    }
-    if body.len() > MAX_OFFER {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the offer is too large").into_response();
-    }
-    let Ok(sdp) = String::from_utf8(body.to_vec()) else {
-        return ApiError::bad_request("the offer is not UTF-8 text").into_response();
+    let sdp = match read_offer(&headers, &body) {
+        Ok(sdp) => sdp,
+        Err(error) => return error.into_response(),
     };
     let Some(conference) = &state.conference else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the media service is not running").into_response();
@@ -96,13 +85,7 @@ pub async fn publish(State(state): State<AppState>, Path(room): Path<String>, he
         ingests.lock().unwrap_or_else(|p| p.into_inner()).remove(&ended);
     });
     tracing::info!(%room, key = %key.id, "ingest publishing");
-    let mut response = (StatusCode::CREATED, joined.answer).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/rooms/{room}/whip/{session}")) {
-        headers.insert(header::LOCATION, location);
-    }
-    response
+    created(joined.answer, &format!("/api/v1/rooms/{room}/whip/{session}"))
 }
 
 /// End an encoder's session: it leaves the room.

@@ -11,11 +11,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::conference::WhepError;
 use crate::error::{ApiError, ErrorBody, Path};
+use crate::sdp_http::{created, read_offer};
 use crate::state::AppState;
 
-const SDP: &str = "application/sdp";
-/// An SDP offer from a browser is a few kilobytes.
-const MAX_OFFER: usize = 64 * 1024;
 
 /// Watch the room's broadcast over WebRTC: send an SDP offer that receives
 /// audio and video; the answer comes back with the session's URL in
@@ -31,32 +29,17 @@ const MAX_OFFER: usize = 64 * 1024;
         (status = 415, description = "Content-Type is not application/sdp", body = ErrorBody),
         (status = 503, description = "No more WebRTC viewers for now, or media unavailable", body = ErrorBody)))]
 pub async fn offer(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let is_sdp = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP)));
-    if !is_sdp {
-        return with_cors(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the offer as application/sdp").into_response());
-    }
-    if body.len() > MAX_OFFER {
-        return with_cors(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the offer is too large").into_response());
-    }
-    let Ok(sdp) = String::from_utf8(body.to_vec()) else {
-        return with_cors(ApiError::bad_request("the offer is not UTF-8 text").into_response());
+    let sdp = match read_offer(&headers, &body) {
+        Ok(sdp) => sdp,
+        Err(error) => return with_cors(error.into_response()),
     };
     let Some(conference) = &state.conference else {
         return with_cors(not_on_air());
     };
     match conference.whep_offer(&room, sdp).await {
         Ok(session) => {
-            let location = format!("/api/v1/rooms/{room}/whep/{}", session.token);
-            let mut response = (StatusCode::CREATED, session.answer).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
-            if let Ok(location) = HeaderValue::from_str(&location) {
-                headers.insert(header::LOCATION, location);
-            }
-            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location"));
+            let mut response = created(session.answer, &format!("/api/v1/rooms/{room}/whep/{}", session.token));
+            response.headers_mut().insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location"));
             with_cors(response)
         }
         Err(WhepError::NotOnAir) => with_cors(not_on_air()),
