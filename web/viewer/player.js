@@ -12,6 +12,8 @@
  * channel makes the state `ended`.
  */
 
+import { autoplay } from "./autoplay.js";
+
 /**
  * - `connecting`: loading the player or the first media (the message may
  *   say what it waits for)
@@ -279,22 +281,8 @@ export class LivePlayer {
    * then shows its Unmute button).
    */
   async autoplay() {
-    const video = this.video;
     const generation = this.generation;
-    try {
-      await video.play();
-      return;
-    } catch (err) {
-      if (generation !== this.generation) return;
-      if (!(err instanceof DOMException && err.name === "NotAllowedError")) return;
-    }
-    video.muted = true;
-    try {
-      await video.play();
-    } catch {
-      // Not even muted: the viewer starts it with the video's controls.
-      if (generation === this.generation) this.setState("paused");
-    }
+    await autoplay(this.video, () => generation === this.generation, () => this.setState("paused"));
   }
 
   /**

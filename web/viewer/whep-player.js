@@ -13,6 +13,8 @@
  * again a few times. Stopping DELETEs the session.
  */
 
+import { autoplay } from "./autoplay.js";
+
 /** @typedef {import("./player.js").PlayerState} PlayerState */
 /** @typedef {import("./player.js").PlayerHandlers} PlayerHandlers */
 
@@ -234,21 +236,8 @@ export class WhepPlayer {
 
   /** Plays with sound if the browser lets the page, else muted. */
   async autoplay() {
-    const video = this.video;
     const generation = this.generation;
-    try {
-      await video.play();
-      return;
-    } catch (err) {
-      if (generation !== this.generation) return;
-      if (!(err instanceof DOMException && err.name === "NotAllowedError")) return;
-    }
-    video.muted = true;
-    try {
-      await video.play();
-    } catch {
-      if (generation === this.generation) this.setState("paused");
-    }
+    await autoplay(this.video, () => generation === this.generation, () => this.setState("paused"));
   }
 }
 
