@@ -25,6 +25,21 @@
  */
 
 /**
+ * An encoder's key for publishing into a room over WHIP.
+ * @typedef {object} IngestKey
+ * @property {string} id
+ * @property {string} name
+ * @property {string} created_at
+ */
+
+/**
+ * @typedef {object} CreatedIngestKey
+ * @property {IngestKey} key
+ * @property {string} token the bearer secret, shown only this once
+ * @property {string} whip_url a path such as `/api/v1/rooms/<id>/whip`
+ */
+
+/**
  * @typedef {object} Member
  * @property {string} username
  * @property {string} display_name
@@ -332,6 +347,33 @@ export function createInviteLink(roomId, expiresInSeconds) {
  */
 export function acceptInviteLink(token) {
   return request("POST", `/invite-links/${enc(token)}/accept`);
+}
+
+/**
+ * @param {string} roomId
+ * @param {string} name what the encoder is called in the room
+ * @returns {Promise<CreatedIngestKey>}
+ */
+export function createIngestKey(roomId, name) {
+  return request("POST", `/rooms/${enc(roomId)}/ingest-keys`, { name });
+}
+
+/**
+ * @param {string} roomId
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<{keys: IngestKey[]}>}
+ */
+export function ingestKeys(roomId, signal) {
+  return request("GET", `/rooms/${enc(roomId)}/ingest-keys`, undefined, signal);
+}
+
+/**
+ * @param {string} roomId
+ * @param {string} keyId
+ * @returns {Promise<void>}
+ */
+export async function deleteIngestKey(roomId, keyId) {
+  await request("DELETE", `/rooms/${enc(roomId)}/ingest-keys/${enc(keyId)}`);
 }
 
 /**

@@ -116,3 +116,37 @@ test("rename, invite by username, decline, accept, roles, leave, delete", { time
     await memberContext.close();
   }
 });
+
+test("encoders: the host makes a WHIP key, sees its secret once, and deletes it", { timeout: 60_000 }, async () => {
+  const context = await browser.newContext({ baseURL: server.baseUrl, viewport: PHONE });
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  const errors = collectErrors(page, "host");
+  try {
+    await registerInUi(page, { username: "ella", displayName: "Ella Encoder", password: "ella-secret-12" });
+    await page.waitForURL((url) => !url.pathname.startsWith("/register"));
+    const me = await (await page.request.get("/api/v1/me")).json();
+    await page.goto(`/rooms/${encodeURIComponent(me.rooms[0].id)}`);
+    const section = page.getByRole("region", { name: "Encoders" });
+    await section.getByLabel("Encoder name").fill("Studio camera");
+    await section.getByRole("button", { name: "Create key" }).click();
+    const token = await section.getByLabel("Bearer token").inputValue();
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/, "a fresh secret is shown");
+    assert.match(await section.getByLabel("WHIP address").inputValue(), /\/api\/v1\/rooms\/[a-z2-7]+\/whip$/);
+    await section.getByRole("listitem").filter({ hasText: "Studio camera" }).waitFor();
+    await page.screenshot({ path: path.join(shots, "room-encoders-phone.png"), fullPage: true });
+
+    // After a reload the secret is gone for good; the key is still listed.
+    await page.reload();
+    await section.getByRole("listitem").filter({ hasText: "Studio camera" }).waitFor();
+    assert.equal(await section.getByLabel("Bearer token").count(), 0);
+    assert.equal((await page.content()).includes(token), false, "the secret is not on the page any more");
+
+    page.once("dialog", (dialog) => void dialog.accept());
+    await section.getByRole("listitem").filter({ hasText: "Studio camera" }).getByRole("button", { name: "Delete" }).click();
+    await section.getByRole("listitem").filter({ hasText: "Studio camera" }).waitFor({ state: "detached" });
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});

@@ -9,6 +9,7 @@
 import * as api from "../api.js";
 import { conferencePanel } from "../conference/view.js";
 import { onServerEvent } from "../events.js";
+import { ingestSection } from "../ingest-section.js";
 import { recordingsSection } from "../recordings-section.js";
 import { loadSession, session } from "../session.js";
 import { busy, dateTime, errorText, field, h, messageArea, replace, roleBadge, say, uid, userName } from "../ui.js";
@@ -232,6 +233,9 @@ function roomView(initial, me, { navigate, reload, signal }) {
   // Past broadcasts of the room (web/recordings-section.js).
   const recordings = recordingsSection({ roomId: initial.id, signal });
 
+  // Encoders publishing into the room over WHIP (web/ingest-section.js).
+  const ingest = ingestSection({ roomId: initial.id, signal });
+
   // Leaving, or deleting a room one hosts.
   const leaveButton = h("button", { type: "button", class: "danger" }, "Leave room");
   const deleteButton = h("button", { type: "button", class: "danger" }, "Delete room");
@@ -346,6 +350,7 @@ function roomView(initial, me, { navigate, reload, signal }) {
     endSection.hidden = leaveButton.hidden && deleteButton.hidden;
     conference.setRole(room.your_role ?? null);
     recordings.setRole(room.your_role ?? null);
+    ingest.setRole(room.your_role ?? null);
   }
 
   update(initial);
@@ -360,7 +365,7 @@ function roomView(initial, me, { navigate, reload, signal }) {
       "div",
       { class: "room-grid" },
       h("div", { class: "column" }, membersSection, recordings.element),
-      h("div", { class: "column" }, inviteSection, endSection),
+      h("div", { class: "column" }, inviteSection, ingest.element, endSection),
     ),
   );
 
