@@ -10,13 +10,17 @@ purpose=${1:-run}
 # command-to-check:debian-package pairs.
 needs=(cmake:cmake pkg-config:pkg-config)
 if [ "$purpose" = test ]; then
-  needs+=(chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg ip:iproute2 unshare:util-linux node:nodejs npm:npm)
+  needs+=(chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg ip:iproute2 unshare:util-linux node:nodejs npm:npm python3:python3)
 fi
 
 missing=()
 for pair in "${needs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# The WHIP test's encoder (aiortc) lives in a virtual environment.
+if [ "$purpose" = test ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   # De-duplicate package names.
@@ -37,5 +41,13 @@ if [ "$purpose" = test ]; then
   # Playwright is used only as a driver: it never downloads a browser.
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+  fi
+  # aiortc, an independent WebRTC stack, as a WHIP encoder (tests/e2e/whip.test.mjs),
+  # pinned by tests/e2e/requirements.txt, from PyPI.
+  venv=target/e2e-venv
+  if [ ! -x "$venv/bin/python" ] || [ tests/e2e/requirements.txt -nt "$venv/installed" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+    touch "$venv/installed"
   fi
 fi

@@ -65,16 +65,18 @@ async function binaryPath() {
 /**
  * @param {object} [options]
  * @param {number} [options.startupMs] how long to wait for /healthz
+ * @param {string} [options.host] the address to listen on (HTTP and media; pages still use 127.0.0.1)
+ * @param {string[]} [options.args] more `serve` arguments
  * @returns {Promise<RunningServer>}
  */
-export async function startServer({ startupMs = 30_000 } = {}) {
+export async function startServer({ startupMs = 30_000, host = "127.0.0.1", args = [] } = {}) {
   const bin = await binaryPath();
   let lastError = new Error("server did not start");
   // The free port could be taken between probing and binding: try again then.
   for (let attempt = 0; attempt < 3; attempt += 1) {
     const dataDir = await mkdtemp(path.join(tmpdir(), "confcast-e2e-data-"));
     try {
-      return await startOnce(bin, dataDir, startupMs);
+      return await startOnce(bin, dataDir, startupMs, host, args);
     } catch (err) {
       await rm(dataDir, { recursive: true, force: true });
       lastError = /** @type {Error} */ (err);
@@ -90,12 +92,14 @@ class ExitedEarly extends Error {}
  * @param {string} bin
  * @param {string} dataDir
  * @param {number} startupMs
+ * @param {string} host
+ * @param {string[]} args
  * @returns {Promise<RunningServer>}
  */
-async function startOnce(bin, dataDir, startupMs) {
+async function startOnce(bin, dataDir, startupMs, host, args) {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--media-port", "0", "--data", dataDir], {
+  const child = spawn(bin, ["serve", "--listen", `${host}:${port}`, "--media-port", "0", "--data", dataDir, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -46,6 +46,10 @@ pub(crate) struct ActivityDetector {
     speaking: bool,
     /// Smoothed loudness, dB above the -127 dBov floor; ranks speakers.
     smoothed: f32,
+    /// The sender has set the voice-activity flag at least once. RFC 6464
+    /// lets a sender leave the flag unused (some, such as aiortc, always
+    /// send it clear): until it is seen set, the level alone decides.
+    voice_flag_seen: bool,
 }
 
 impl ActivityDetector {
@@ -57,8 +61,9 @@ impl ActivityDetector {
             .unwrap_or(MAX_CREDIT)
             .clamp(1, MAX_CREDIT);
         let loudness = f32::from(127u8.saturating_sub(level.dbov));
-        let voiced =
-            level.dbov <= cfg.speech_threshold_dbov && (level.voice || !cfg.use_voice_flag);
+        self.voice_flag_seen |= level.voice;
+        let flag_counts = cfg.use_voice_flag && self.voice_flag_seen;
+        let voiced = level.dbov <= cfg.speech_threshold_dbov && (level.voice || !flag_counts);
         self.held_loudness = if self.held_frames == 0 {
             loudness
         } else {
@@ -169,6 +174,27 @@ mod tests {
         }
         assert_eq!(frame(&mut d, Some(25)), None);
         assert!(d.speaking());
+    }
+
+    #[test]
+    fn a_sender_that_never_sets_the_voice_flag_is_judged_by_its_level() {
+        let mut d = ActivityDetector::default();
+        let loud_unflagged = AudioLevel { dbov: 20, voice: false };
+        for _ in 0..3 {
+            d.on_packet(loud_unflagged, 960, &CFG);
+            d.on_tick(&CFG);
+        }
+        assert!(d.speaking(), "loud without the flag counts while the flag is unused");
+
+        // Once the sender uses the flag, a clear flag means no speech.
+        let mut d = ActivityDetector::default();
+        d.on_packet(AudioLevel { dbov: 20, voice: true }, 960, &CFG);
+        d.on_tick(&CFG);
+        for _ in 0..40 {
+            d.on_packet(loud_unflagged, 960, &CFG);
+            d.on_tick(&CFG);
+        }
+        assert!(!d.speaking());
     }
 
     #[test]

@@ -1,0 +1,126 @@
+// @ts-check
+/**
+ * WHIP ingest with an independent WebRTC stack: aiortc (Python) publishes a
+ * red picture and a 440 Hz tone into a room with an ingest key the host
+ * made; the host, in Chromium with a blue camera, sees the encoder in the
+ * roster, watches it (red), and hears its tone in the mix. When the encoder
+ * ends its session it leaves the roster.
+ *
+ * aiortc's ICE never uses loopback, so this test gives the namespace a veth
+ * pair with two test addresses (10.77.1.1 for the server's media, 10.77.1.2)
+ * and removes it afterwards; it needs the network namespace the test command
+ * makes (scripts/test.sh) and a Python with aiortc (CONFCAST_E2E_PYTHON, set
+ * up by scripts/setup.sh).
+ */
+
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import path from "node:path";
+import { after, before, test } from "node:test";
+
+import { DESKTOP, collectErrors } from "./browser.mjs";
+import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil, toneLevels } from "./conference-media.mjs";
+import { ROOT, startServer } from "./server.mjs";
+
+const PYTHON = process.env.CONFCAST_E2E_PYTHON || path.join(ROOT, "target", "e2e-venv", "bin", "python");
+const MEDIA_ADDRESS = "10.77.1.1";
+const HOST = { username: "hana", password: "hana-secret-1", display_name: "Hana Host" };
+
+/** @type {import("./server.mjs").RunningServer} */
+let server;
+/** @type {Awaited<ReturnType<typeof makeFakeMedia>>} */
+let media;
+/** @type {import("playwright-core").Browser} */
+let browser;
+
+/** @param {string[]} args */
+function ip(args) {
+  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+function removeVeth() {
+  try {
+    ip(["link", "del", "cfw0"]);
+  } catch {
+    // Not there.
+  }
+}
+
+before(async () => {
+  removeVeth();
+  ip(["link", "add", "cfw0", "type", "veth", "peer", "name", "cfw1"]);
+  ip(["addr", "add", `${MEDIA_ADDRESS}/24`, "dev", "cfw0"]);
+  ip(["addr", "add", "10.77.1.2/24", "dev", "cfw1"]);
+  ip(["link", "set", "cfw0", "up"]);
+  ip(["link", "set", "cfw1", "up"]);
+  [server, media] = await Promise.all([
+    startServer({ host: "0.0.0.0", args: ["--public-ip", MEDIA_ADDRESS] }),
+    makeFakeMedia(["blue"], [660]),
+  ]);
+  browser = await launchWithFakeDevices({ video: media.video("blue"), audio: media.audio(660) });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await media?.remove();
+  removeVeth();
+});
+
+test("an aiortc encoder publishes over WHIP and the host watches and hears it", { timeout: 120_000 }, async (t) => {
+  const context = await browser.newContext({ baseURL: server.baseUrl, viewport: DESKTOP });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const errors = collectErrors(page, "host");
+  /** @type {import("node:child_process").ChildProcess | null} */
+  let encoder = null;
+  try {
+    const registered = await context.request.post("/api/v1/auth/register", { data: HOST });
+    assert.equal(registered.status(), 201, await registered.text());
+    const { token, room } = await registered.json();
+    const created = await context.request.post(`/api/v1/rooms/${room.id}/ingest-keys`, {
+      data: { name: "Studio camera" },
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    assert.equal(created.status(), 201, await created.text());
+    const key = await created.json();
+
+    await page.goto(`/rooms/${encodeURIComponent(room.id)}`);
+    await page.getByRole("button", { name: "Join conference", exact: true }).click();
+    await page.waitForFunction(() => document.documentElement.dataset.conferenceState === "connected", null, { timeout: 30_000 });
+
+    let output = "";
+    encoder = spawn(PYTHON, [path.join(ROOT, "tests", "e2e", "whip_publisher.py"), `${server.baseUrl}${key.whip_url}`, key.token, "20"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    encoder.stdout?.on("data", (chunk) => (output += chunk));
+    encoder.stderr?.on("data", (chunk) => (output += chunk));
+    const exited = new Promise((resolve) => encoder?.on("exit", (code) => resolve(code)));
+
+    const row = page.locator(".participant").filter({ hasText: "Studio camera" });
+    await row.waitFor({ timeout: 30_000 }).catch((err) => {
+      throw new Error(`the encoder never appeared in the roster (${err}); encoder output:\n${output}`);
+    });
+    await row.getByRole("button", { name: "Watch", exact: true }).click();
+    const colour = await pollUntil(() => mainVideoColour(page), (c) => colourName(c) === "red", { timeout: 30_000, what: "the encoder's red picture" });
+    t.diagnostic(`watching the encoder: ${JSON.stringify(colour)}`);
+    // The encoder's tone, and not the host's own (as in the conference test).
+    const tones = await pollUntil(() => toneLevels(page, [440, 660], 2000), (l) => l[440] >= 30 && l[660] < 20, {
+      timeout: 30_000,
+      interval: 0,
+      what: "the encoder's 440 Hz tone, without the host's own 660 Hz, in the mix",
+    });
+    t.diagnostic(`the host hears (dB above the floor): ${JSON.stringify(tones)}`);
+
+    // The encoder ends its session (DELETE): it leaves the roster.
+    const code = await exited;
+    encoder = null;
+    assert.equal(code, 0, `encoder output:\n${output}`);
+    assert.match(output, /ended 204/);
+    await row.waitFor({ state: "detached", timeout: 15_000 });
+    assert.deepEqual(errors, []);
+  } finally {
+    encoder?.kill();
+    await context.close();
+  }
+});
