@@ -602,7 +602,7 @@ impl Room {
     fn deliver_audio(&mut self, tick: &Tick, now: Instant) {
         let mut written = Vec::with_capacity(tick.routes.len());
         for route in &tick.routes {
-            let Some(payload) = tick.payload(route) else { continue };
+            let Some(payload) = tick.shared_payload(route) else { continue };
             let Some(peer) = self.peers.get_mut(&ParticipantId(route.listener.0)) else {
                 continue;
             };
@@ -619,7 +619,7 @@ impl Room {
             let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
             // The frame's nominal time, so sender reports stay right when
             // the timer fires late.
-            stream.write_rtp(RtpWrite::new(pt, seq, timestamp, tick.at, payload.to_vec()).marker(route.switched).nackable(false));
+            stream.write_rtp(RtpWrite::new(pt, seq, timestamp, tick.at, payload.clone()).marker(route.switched).nackable(false));
             peer.pending_send = true;
             written.push(ParticipantId(route.listener.0));
         }
@@ -652,7 +652,7 @@ impl Room {
     }
 
     /// Writes one forwarded packet on the receiver's video send stream.
-    fn write(&mut self, f: &Forward, payload: &[u8], now: Instant) {
+    fn write(&mut self, f: &Forward, payload: &std::sync::Arc<[u8]>, now: Instant) {
         let Receiver::Participant(r) = f.receiver else {
             if self.program_on {
                 let payload = f.payload(payload).into_owned();
@@ -681,7 +681,7 @@ impl Room {
         let ext = peer.out_seq.unwrap(u64::from(f.header.sequence_number));
         // The unwrapper starts one cycle in; SRTP wants the first ROC to be 0.
         let seq: SeqNo = ext.saturating_sub(1 << 16).into();
-        let data = f.payload(payload).into_owned();
+        let data = f.shared_payload(payload);
         let mut api = peer.rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return;

@@ -54,6 +54,16 @@ pub struct Forward {
 }
 
 impl Forward {
+    /// The payload to send, shared with every receiver that can take it as
+    /// it came (a reference count, not a copy); a copy only where VP8
+    /// identifiers are rewritten.
+    pub fn shared_payload(&self, original: &std::sync::Arc<[u8]>) -> std::sync::Arc<[u8]> {
+        match self.payload(original) {
+            Cow::Borrowed(_) => original.clone(),
+            Cow::Owned(copy) => copy.into(),
+        }
+    }
+
     /// The payload to send: the original, or a copy with VP8 identifiers rewritten.
     pub fn payload<'a>(&self, original: &'a [u8]) -> Cow<'a, [u8]> {
         match self.vp8 {

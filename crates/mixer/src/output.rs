@@ -101,4 +101,10 @@ impl Tick {
     pub fn payload(&self, route: &Route) -> Option<&[u8]> {
         self.streams.get(route.stream).map(|s| &*s.payload)
     }
+
+    /// The bytes routed by `route`, shared: every listener of one encode
+    /// holds the same allocation.
+    pub fn shared_payload(&self, route: &Route) -> Option<&std::sync::Arc<[u8]>> {
+        self.streams.get(route.stream).map(|s| &s.payload)
+    }
 }
