@@ -1,4 +1,5 @@
-//! Command-line settings; each can also come from a `CONFCAST_*` variable.
+//! Command-line settings; each can also come from a `CONFCAST_*` variable
+//! or from the configuration file (`--config`, see `config_file`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,32 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(ServeWithFile),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check a configuration file: every problem is listed with its line;
+    /// the exit status is non-zero when there is any.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// `serve`'s settings and the file more of them may come from.
+#[derive(Args, Debug, Clone)]
+pub struct ServeWithFile {
+    /// A TOML file with settings named like these flags (`media_port = 40000`);
+    /// flags and CONFCAST_* variables take precedence over it.
+    #[arg(long, env = "CONFCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub settings: ServeArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -84,16 +110,17 @@ mod tests {
 
     #[test]
     fn defaults_and_flags() {
-        let cli = Cli::try_parse_from(["confcast", "serve"]).expect("parse");
-        let Command::Serve(args) = cli.command;
+        let serve = |argv: &[&str]| match Cli::try_parse_from(argv).expect("parse").command {
+            Command::Serve(args) => args.settings,
+            Command::Config(_) => panic!("not serve"),
+        };
+        let args = serve(&["confcast", "serve"]);
         assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(args.data, PathBuf::from("./data"));
-        let cli = Cli::try_parse_from(["confcast", "serve", "--listen", "0.0.0.0:9000", "--data", "/srv/cc"]).expect("parse");
-        let Command::Serve(args) = cli.command;
+        let args = serve(&["confcast", "serve", "--listen", "0.0.0.0:9000", "--data", "/srv/cc"]);
         assert_eq!(args.listen.port(), 9000);
         assert!(Cli::try_parse_from(["confcast", "serve", "--listen", "nonsense"]).is_err());
-        let cli = Cli::try_parse_from(["confcast", "serve", "--recordings", "s3://media/cc", "--recording-max-age", "86400"]).expect("parse");
-        let Command::Serve(args) = cli.command;
+        let args = serve(&["confcast", "serve", "--recordings", "s3://media/cc", "--recording-max-age", "86400"]);
         assert_eq!((args.recordings.as_deref(), args.recording_max_age, args.recording_max_bytes), (Some("s3://media/cc"), 86400, 0));
         assert!(Cli::try_parse_from(["confcast", "serve", "--recording-max-bytes", "-1"]).is_err());
     }

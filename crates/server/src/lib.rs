@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clock;
 pub mod conference;
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod metrics;
 pub mod notify;
