@@ -28,6 +28,12 @@ const routes = [
   { pattern: "/replay/:id", access: "any", load: () => import("./pages/replay.js") },
 ];
 
+// Installable, with an offline page (web/sw.js). Browsers without service
+// workers, or pages not served over HTTPS or from localhost, simply skip it.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js").catch((err) => console.warn("service worker not registered", err));
+}
+
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
 const account = /** @type {HTMLElement} */ (document.getElementById("account"));
 

@@ -95,6 +95,7 @@ pub fn app(mut state: AppState) -> Router {
     api_router
         .route("/api/v1/{*rest}", axum::routing::any(no_such_route))
         .route("/static/{*path}", get(web::asset))
+        .route("/sw.js", get(web::service_worker))
         // Pages of the client; its router decides what to show.
         .route("/", get(web::page))
         .route("/login", get(web::page))

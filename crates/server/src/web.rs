@@ -69,6 +69,12 @@ pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     serve(&path, &headers)
 }
 
+/// `/sw.js`: the service worker, served from the root so its scope is the
+/// whole site.
+pub async fn service_worker(headers: HeaderMap) -> Response {
+    serve("sw.js", &headers)
+}
+
 /// Every page route answers with the client shell; the client's router
 /// shows the right page.
 pub async fn page(headers: HeaderMap) -> Response {
