@@ -12,6 +12,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
@@ -270,6 +271,9 @@ impl Fanout {
                 let keyframe_start = inspector
                     .inspect(header.sequence_number, header.timestamp, payload)
                     .is_ok_and(|info| info.keyframe_start);
+                // One shared copy of the payload for every viewer (and for
+                // their retransmission caches), not one per viewer.
+                let mut shared: Option<Arc<[u8]>> = None;
                 let mut written = Vec::new();
                 for (id, viewer) in &mut self.viewers {
                     if !viewer.connected {
@@ -293,7 +297,8 @@ impl Fanout {
                     let timestamp = header.timestamp.wrapping_add(viewer.video_ts_offset);
                     let mut api = viewer.rtc.direct_api();
                     let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
-                    stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload.clone()).marker(header.marker).nackable(true));
+                    let payload = shared.get_or_insert_with(|| Arc::from(payload.as_slice())).clone();
+                    stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload).marker(header.marker).nackable(true));
                     viewer.pending_send = true;
                     written.push(*id);
                 }
@@ -312,7 +317,7 @@ impl Fanout {
                     let timestamp = rtp_timestamp.wrapping_add(viewer.audio_ts_offset);
                     let mut api = viewer.rtc.direct_api();
                     let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
-                    stream.write_rtp(RtpWrite::new(pt, viewer.audio_seq.into(), timestamp, now, payload.to_vec()).nackable(false));
+                    stream.write_rtp(RtpWrite::new(pt, viewer.audio_seq.into(), timestamp, now, payload.clone()).nackable(false));
                     viewer.pending_send = true;
                     written.push(*id);
                 }
