@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// oldest are deleted (0: no limit).
     #[arg(long, env = "CONFCAST_RECORDING_MAX_BYTES", default_value_t = 0)]
     pub recording_max_bytes: u64,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+
+    #[command(flatten)]
+    pub proxy: crate::forwarded::ProxyArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

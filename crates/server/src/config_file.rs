@@ -74,6 +74,23 @@ pub fn check(text: &str) -> Result<Vec<FileSetting>, Vec<ConfigError>> {
             Item::Value(Value::String(s)) => s.value().clone(),
             Item::Value(Value::Integer(i)) => i.value().to_string(),
             Item::Value(Value::Boolean(b)) => b.value().to_string(),
+            // A list, for the settings that take several values (`turn_url`).
+            Item::Value(Value::Array(list))
+                if arg.get_value_delimiter().is_some() && list.iter().all(|v| v.as_str().is_some_and(|s| !s.contains(','))) =>
+            {
+                list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+            }
+            // A repeatable setting (`trusted_proxy = ["10.0.0.0/8", "::1"]`).
+            Item::Value(Value::Array(items)) if arg.get_value_delimiter().is_some() => {
+                let texts: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+                match texts {
+                    Some(texts) if !texts.is_empty() => texts.join(","),
+                    _ => {
+                        errors.push(error(format!("`{name}` takes a list of strings")));
+                        continue;
+                    }
+                }
+            }
             _ => {
                 errors.push(error(format!("`{name}` takes a single string or number")));
                 continue;
@@ -130,6 +147,15 @@ mod tests {
         assert!(errors[2].message.contains("unknown setting `colour`"));
         assert!(errors[3].message.contains("single string or number"));
         assert!(errors[5].message.contains("unknown setting `config`"));
+    }
+
+    #[test]
+    fn repeatable_settings_take_a_list() {
+        let settings = check("trusted_proxy = [\"10.0.0.0/8\", \"::1\"]\ntls_self_signed = true\n").expect("valid");
+        assert_eq!(settings[0].value, "10.0.0.0/8,::1");
+        assert_eq!(settings[1].value, "true");
+        let errors = check("trusted_proxy = [\"10.0.0.0/33\"]\nlisten = [\"127.0.0.1:1\"]\ntrusted-proxy = []\n").expect_err("invalid");
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![Some(1), Some(2), Some(3)], "{errors:#?}");
     }
 
     #[test]

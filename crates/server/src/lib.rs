@@ -8,6 +8,7 @@ pub mod conference;
 pub mod config;
 pub mod config_file;
 pub mod error;
+pub mod forwarded;
 pub mod metrics;
 pub mod notify;
 pub mod recording;
@@ -16,6 +17,7 @@ pub mod sdp_http;
 pub mod serve;
 pub mod state;
 pub mod streaming;
+pub mod tls;
 pub mod web;
 
 pub use routes::{app, openapi};

@@ -92,6 +92,7 @@ pub fn app(mut state: AppState) -> Router {
         OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_v1()).merge(operations()).split_for_parts();
     state.openapi_json = doc.to_json().unwrap_or_else(|_| "{}".to_owned()).into();
     let max_body = state.settings.max_body_bytes;
+    let client_info = axum::middleware::from_fn_with_state(state.clone(), crate::forwarded::layer);
     api_router
         .route("/api/v1/{*rest}", axum::routing::any(no_such_route))
         .route("/static/{*path}", get(web::asset))
@@ -108,6 +109,7 @@ pub fn app(mut state: AppState) -> Router {
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(client_info)
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(state)
 }

@@ -1,5 +1,5 @@
-//! Running the server: open the data folder, listen, stop cleanly on
-//! SIGINT/SIGTERM.
+//! Running the server: open the data folder, listen (HTTP, or HTTPS with
+//! `--tls-*`), stop cleanly on SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,15 +11,28 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::conference::{self, MediaConfig};
 use crate::config::ServeArgs;
+use crate::forwarded::TrustedProxies;
 use crate::recording::{self, RecordingConfig, Recordings};
 use crate::routes::app;
 use crate::state::{AppState, Settings};
+use crate::tls::{self, listener::{TlsListener, WithPeer}};
 
 /// How often expired sessions and invite links are swept from the database.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let tls_source = args.tls.source()?;
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create data folder {}", args.data.display()))?;
+    // The certificate comes first: one that cannot be used stops the start
+    // before anything is opened, so nothing is served half-configured.
+    let tls = match &tls_source {
+        Some(source) => {
+            let tls = tls::setup(source, &args)?;
+            let config = tls::certs::server_config(tls.resolver.clone())?;
+            Some((tls, config))
+        }
+        None => None,
+    };
     let db_path = args.data.join("confcast.sqlite");
     let store = Store::open(&db_path).await.with_context(|| format!("cannot open database {}", db_path.display()))?;
     // No Program survives a restart: whatever was on air has ended.
@@ -27,7 +40,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if ended > 0 {
         tracing::info!(ended, "ended broadcasts left over from the last run");
     }
-    let settings = Settings { session_ttl_secs: args.session_ttl, max_body_bytes: args.max_body, ..Settings::default() };
+    let settings = Settings {
+        session_ttl_secs: args.session_ttl,
+        max_body_bytes: args.max_body,
+        secure_cookies: tls.is_some(),
+        trusted_proxies: TrustedProxies::new(args.proxy.trusted_proxy.clone()),
+        ..Settings::default()
+    };
     let media = MediaConfig {
         bind: SocketAddr::new(args.listen.ip(), args.media_port),
         public_ip: args.public_ip,
@@ -54,10 +73,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let purger = tokio::spawn(purge_expired(store.clone(), state.clock.clone()));
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, data = %args.data.display(), recordings = %recordings_spec, "confcast is listening on http://{local}/");
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    if !args.proxy.trusted_proxy.is_empty() {
+        let networks: Vec<String> = args.proxy.trusted_proxy.iter().map(ToString::to_string).collect();
+        tracing::info!(trusted_proxies = %networks.join(","), "X-Forwarded-For/-Proto are believed from these networks");
+    }
+    match tls {
+        None => {
+            tracing::info!(address = %local, data = %args.data.display(), recordings = %recordings_spec, "confcast is listening on http://{local}/");
+            axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        Some((tls, config)) => {
+            let watcher = tls.files.map(|(cert, key)| tokio::spawn(tls::certs::watch(cert, key, tls.resolver.clone())));
+            tracing::info!(address = %local, data = %args.data.display(), recordings = %recordings_spec, "confcast is listening on https://{local}/");
+            axum::serve(TlsListener::new(listener, config)?, WithPeer(app(state)))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            if let Some(watcher) = watcher {
+                watcher.abort();
+            }
+        }
+    }
     purger.abort();
     finisher.abort();
     store.close().await;

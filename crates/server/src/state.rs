@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::rate_limit::{LoginLimiter, LoginLimits};
 use crate::clock::Clock;
 use crate::conference::Conference;
+use crate::forwarded::TrustedProxies;
 use crate::notify::Hub;
 use crate::recording::Recordings;
 use crate::streaming::Streaming;
@@ -21,6 +22,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Whether cookies get the `Secure` attribute (set when served over TLS).
     pub secure_cookies: bool,
+    /// Reverse proxies whose X-Forwarded-For/-Proto are believed.
+    pub trusted_proxies: TrustedProxies,
     pub login_limits: LoginLimits,
     /// The longest an invite link may live.
     pub max_invite_link_secs: i64,
@@ -32,6 +35,7 @@ impl Default for Settings {
             session_ttl_secs: 30 * 24 * 3600,
             max_body_bytes: 64 * 1024,
             secure_cookies: false,
+            trusted_proxies: TrustedProxies::default(),
             login_limits: LoginLimits::default(),
             max_invite_link_secs: 30 * 24 * 3600,
         }

@@ -11,8 +11,9 @@ use super::invalid;
 use super::views::{RoomSummaryView, UserView};
 use crate::auth::cookie;
 use crate::auth::password;
-use crate::auth::session::{token_of_headers, ClientAddr};
+use crate::auth::session::token_of_headers;
 use crate::error::{ApiError, ErrorBody, Json};
+use crate::forwarded::ClientInfo;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -64,7 +65,7 @@ fn with_cookie(status: StatusCode, body: impl Serialize, cookie: String) -> Resp
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 409, description = "Username taken", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody)))]
-pub async fn register(State(state): State<AppState>, Json(req): Json<RegisterRequest>) -> Result<Response, ApiError> {
+pub async fn register(State(state): State<AppState>, client: ClientInfo, Json(req): Json<RegisterRequest>) -> Result<Response, ApiError> {
     let username = validate::username(&req.username).map_err(invalid)?;
     let display_name = validate::display_name(&req.display_name).map_err(invalid)?;
     validate::password(&req.password).map_err(invalid)?;
@@ -74,7 +75,7 @@ pub async fn register(State(state): State<AppState>, Json(req): Json<RegisterReq
     let session = state.store.create_session(user.id, now, state.settings.session_ttl_secs).await?;
     metrics::counter!("accounts_registered_total").increment(1);
     tracing::info!(username = %user.username, "registered");
-    let cookie = cookie::set_session(&session.token, state.settings.session_ttl_secs, state.settings.secure_cookies);
+    let cookie = cookie::set_session(&session.token, state.settings.session_ttl_secs, client.https);
     let body = RegisterResponse { user: (&user).into(), room: room.into(), token: session.token };
     Ok(with_cookie(StatusCode::CREATED, body, cookie))
 }
@@ -91,7 +92,7 @@ pub async fn register(State(state): State<AppState>, Json(req): Json<RegisterReq
         (status = 429, description = "Too many failed attempts", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
+    client: ClientInfo,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     if req.username.len() > 64 || req.password.len() > 1024 {
@@ -99,6 +100,7 @@ pub async fn login(
     }
     let username = req.username.trim().to_ascii_lowercase();
     let now = state.clock.now();
+    let addr = client.addr;
     let limited = state.login_limiter.lock().unwrap_or_else(|p| p.into_inner()).check(&username, addr, now);
     if let Err(retry_after) = limited {
         metrics::counter!("logins_rate_limited_total").increment(1);
@@ -117,19 +119,19 @@ pub async fn login(
     state.login_limiter.lock().unwrap_or_else(|p| p.into_inner()).record_success(&username);
     let session = state.store.create_session(credentials.user.id, now, state.settings.session_ttl_secs).await?;
     metrics::counter!("logins_total").increment(1);
-    let cookie = cookie::set_session(&session.token, state.settings.session_ttl_secs, state.settings.secure_cookies);
+    let cookie = cookie::set_session(&session.token, state.settings.session_ttl_secs, client.https);
     Ok(with_cookie(StatusCode::OK, LoginResponse { user: (&credentials.user).into(), token: session.token }, cookie))
 }
 
 /// End the current session (cookie or bearer token). Idempotent.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out; the cookie is cleared")))]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn logout(State(state): State<AppState>, client: ClientInfo, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = token_of_headers(&headers) {
         state.store.delete_session(&token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie::clear_session(state.settings.secure_cookies)) {
+    if let Ok(value) = HeaderValue::from_str(&cookie::clear_session(client.https)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)

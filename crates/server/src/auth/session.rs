@@ -10,6 +10,7 @@ use confcast_store::User;
 
 use super::cookie::{read, SESSION_COOKIE};
 use crate::error::ApiError;
+use crate::forwarded::ClientInfo;
 use crate::state::AppState;
 
 /// The session token sent with a request: `Authorization: Bearer` wins over
@@ -45,13 +46,17 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// The client's IP address, for rate limits.
+/// The client's IP address, for rate limits: the TCP peer, or the client a
+/// trusted reverse proxy names (see `forwarded`).
 pub struct ClientAddr(pub IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<ClientAddr, Self::Rejection> {
+        if let Some(client) = parts.extensions.get::<ClientInfo>() {
+            return Ok(ClientAddr(client.addr));
+        }
         // The listener always records the peer address; only an app driven
         // without a socket (unit tests) lacks it, and those share one bucket.
         let addr = parts
