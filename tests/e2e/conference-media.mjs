@@ -52,9 +52,10 @@ export async function makeFakeMedia(colours, tones) {
  * `devices.audio` (both looped), with permission prompts answered yes and
  * sound allowed to play without a click.
  * @param {FakeDevices} devices
+ * @param {string[]} [extraArgs] more Chromium flags
  * @returns {Promise<import("playwright-core").Browser>}
  */
-export function launchWithFakeDevices(devices) {
+export function launchWithFakeDevices(devices, extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM_PATH,
     args: [
@@ -65,6 +66,7 @@ export function launchWithFakeDevices(devices) {
       `--use-file-for-fake-audio-capture=${devices.audio}`,
       "--allow-loopback-in-peer-connection",
       "--autoplay-policy=no-user-gesture-required",
+      ...extraArgs,
     ],
   });
 }

@@ -8,6 +8,7 @@
  */
 
 import { spawn } from "node:child_process";
+import { get as httpsGet } from "node:https";
 import { access, constants, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -67,16 +68,17 @@ async function binaryPath() {
  * @param {number} [options.startupMs] how long to wait for /healthz
  * @param {string} [options.host] the address to listen on (HTTP and media; pages still use 127.0.0.1)
  * @param {string[]} [options.args] more `serve` arguments
+ * @param {boolean} [options.https] the arguments make it serve HTTPS (its certificate is not checked here)
  * @returns {Promise<RunningServer>}
  */
-export async function startServer({ startupMs = 30_000, host = "127.0.0.1", args = [] } = {}) {
+export async function startServer({ startupMs = 30_000, host = "127.0.0.1", args = [], https = false } = {}) {
   const bin = await binaryPath();
   let lastError = new Error("server did not start");
   // The free port could be taken between probing and binding: try again then.
   for (let attempt = 0; attempt < 3; attempt += 1) {
     const dataDir = await mkdtemp(path.join(tmpdir(), "confcast-e2e-data-"));
     try {
-      return await startOnce(bin, dataDir, startupMs, host, args);
+      return await startOnce(bin, dataDir, startupMs, host, args, https ? "https" : "http");
     } catch (err) {
       await rm(dataDir, { recursive: true, force: true });
       lastError = /** @type {Error} */ (err);
@@ -94,11 +96,12 @@ class ExitedEarly extends Error {}
  * @param {number} startupMs
  * @param {string} host
  * @param {string[]} args
+ * @param {"http" | "https"} scheme
  * @returns {Promise<RunningServer>}
  */
-async function startOnce(bin, dataDir, startupMs, host, args) {
+async function startOnce(bin, dataDir, startupMs, host, args, scheme) {
   const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `${scheme}://127.0.0.1:${port}`;
   const child = spawn(bin, ["serve", "--listen", `${host}:${port}`, "--media-port", "0", "--data", dataDir, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
@@ -134,8 +137,8 @@ async function startOnce(bin, dataDir, startupMs, host, args) {
       throw new ExitedEarly(`confcast exited during startup (code ${child.exitCode}):\n${output}`);
     }
     try {
-      const response = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      if (response.status === 200) {
+      const status = scheme === "https" ? await httpsStatus(`${baseUrl}/healthz`) : (await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) })).status;
+      if (status === 200) {
         return { baseUrl, dataDir, logs: () => output, stop };
       }
     } catch {
@@ -145,4 +148,20 @@ async function startOnce(bin, dataDir, startupMs, host, args) {
   }
   await stop();
   throw new Error(`confcast did not answer GET /healthz with 200 within ${startupMs} ms:\n${output}`);
+}
+
+/**
+ * The status of a GET over HTTPS, whatever certificate the server has.
+ * @param {string} url
+ * @returns {Promise<number>}
+ */
+function httpsStatus(url) {
+  return new Promise((resolve, reject) => {
+    const request = httpsGet(url, { rejectUnauthorized: false, timeout: 2_000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on("timeout", () => request.destroy(new Error("timed out")));
+    request.on("error", reject);
+  });
 }
