@@ -12,6 +12,7 @@
  * @property {RTCPeerConnection} pc
  * @property {RTCRtpTransceiver} audio
  * @property {RTCRtpTransceiver} video
+ * @property {string[]} relayErrors what TURN relays answered when they refused (e.g. `401 Unauthorized`)
  */
 
 /** How long to wait for ICE gathering before sending what there is. */
@@ -19,10 +20,17 @@ const GATHERING_TIMEOUT_MS = 5000;
 
 /**
  * @param {import("./local-media.js").LocalMedia} local
+ * @param {import("./ice-servers.js").IceConfig} [ice] TURN relays and the transport policy
  * @returns {Peer}
  */
-export function createPeer(local) {
-  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: [] });
+export function createPeer(local, ice = { iceServers: [], iceTransportPolicy: "all" }) {
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", ...ice });
+  /** @type {string[]} */
+  const relayErrors = [];
+  pc.addEventListener("icecandidateerror", (event) => {
+    const error = /** @type {RTCPeerConnectionIceErrorEvent} */ (event);
+    if (/^turns?:/.test(error.url ?? "")) relayErrors.push(`${error.errorCode} ${error.errorText}`.trim());
+  });
   const streams = [local.stream];
   const audio = local.audio
     ? pc.addTransceiver(local.audio, { direction: "sendrecv", streams })
@@ -31,7 +39,7 @@ export function createPeer(local) {
     ? pc.addTransceiver(local.video, { direction: "sendrecv", streams })
     : pc.addTransceiver("video", { direction: "sendrecv", streams });
   preferH264(video);
-  return { pc, audio, video };
+  return { pc, audio, video, relayErrors };
 }
 
 /**

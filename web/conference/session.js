@@ -11,6 +11,7 @@
  */
 
 import { openLocalMedia, stopLocalMedia } from "./local-media.js";
+import { iceConfig } from "./ice-servers.js";
 import { closePeer, completeOffer, createPeer } from "./peer.js";
 import { PROTOCOL_VERSION, Signalling } from "./signalling.js";
 
@@ -167,16 +168,25 @@ export class ConferenceSession {
       if (this.local.video) this.local.video.enabled = this.videoOn;
       this.emit("media");
     }
-    this.connect();
+    void this.connect();
   }
 
-  /** Starts one attempt: a new peer connection and a new socket. */
-  connect() {
+  /** Starts one attempt: the ICE servers, a new peer connection and a new socket. */
+  async connect() {
     const local = this.local;
     if (!local) return;
     this.retryTimer = null;
-    const peer = createPeer(local);
-    const offer = completeOffer(peer.pc);
+    const ice = await iceConfig();
+    // Left, failed or already connecting again while the relays were fetched.
+    if (this.local !== local || this.conn !== null || (this.state !== "connecting" && this.state !== "reconnecting")) return;
+    const peer = createPeer(local, ice);
+    const offer = completeOffer(peer.pc).then((sdp) => {
+      // No address at all, because every relay refused: no use in joining.
+      if (!/^a=candidate:/m.test(sdp) && peer.relayErrors.length > 0) {
+        throw new RelayRefused(`The media relay (TURN) refused the connection: ${peer.relayErrors[0]}.`);
+      }
+      return sdp;
+    });
     /** @type {Connection} */
     const conn = {
       peer,
@@ -191,6 +201,10 @@ export class ConferenceSession {
             },
             (err) => {
               if (this.conn !== conn) return;
+              if (err instanceof RelayRefused) {
+                this.lost(conn, err.message);
+                return;
+              }
               console.error("could not make an offer", err);
               this.fail(`The browser could not start the media connection: ${err instanceof Error ? err.message : err}`);
             },
@@ -365,7 +379,7 @@ export class ConferenceSession {
     this.setState("reconnecting", `${reason} Trying again in ${Math.round(delay / 1000)} s.`);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      if (this.state === "reconnecting") this.connect();
+      if (this.state === "reconnecting") void this.connect();
     }, delay);
   }
 
@@ -473,6 +487,9 @@ export class ConferenceSession {
     conn.signalling.send({ type: "media", audio, video });
   }
 }
+
+/** Every TURN relay refused this browser (expired or wrong credentials, say). */
+class RelayRefused extends Error {}
 
 /** @param {string} text */
 function capitalise(text) {

@@ -10,9 +10,12 @@
  * most {@link GATHER_MS}. A 404 means the room is not on air (`ended`), a
  * 503 that the server has no room for another WebRTC viewer (`error`, with
  * a hint to use the standard stream). A connection that fails is tried
- * again a few times. Stopping DELETEs the session.
+ * again a few times. Stopping DELETEs the session. A logged-in viewer's
+ * connection may also use the TURN relays the server names.
  */
 
+import { fetchIceServers } from "../conference/ice-servers.js";
+import { session } from "../session.js";
 import { autoplay } from "./autoplay.js";
 
 /** @typedef {import("./player.js").PlayerState} PlayerState */
@@ -65,7 +68,11 @@ export class WhepPlayer {
       this.fail("This browser cannot play low-latency video; switch to the standard stream.");
       return;
     }
-    const pc = new RTCPeerConnection();
+    // TURN relays for logged-in viewers; anonymous ones reach the server
+    // directly (UDP, or ICE-TCP when UDP is blocked).
+    const iceServers = session() ? await fetchIceServers() : [];
+    if (generation !== this.generation) return;
+    const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     this.engine = "webrtc";
     pc.addTransceiver("video", { direction: "recvonly" });

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::rtp::{RtpWrite, SeqNo};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use crate::keyframe::{Codec, FrameInspector};
 use crate::netem::SeededRng;
-use crate::room::{dtls_cert, send_pt, Datagram, ProgramMedia};
+use crate::room::{dtls_cert, host_candidates, local_for, send_pt, Datagram, ProgramMedia, Transport};
 use crate::seq::SeqUnwrapper;
 
 /// Identifies one viewer within a [`Fanout`].
@@ -107,6 +107,8 @@ struct Viewer {
 /// One Program's WebRTC viewers.
 pub struct Fanout {
     local_addr: SocketAddr,
+    /// The ICE-TCP listener's address, when there is one.
+    tcp_addr: Option<SocketAddr>,
     max_viewers: usize,
     viewers: BTreeMap<ViewerId, Viewer>,
     by_addr: HashMap<SocketAddr, ViewerId>,
@@ -127,6 +129,7 @@ impl Fanout {
         str0m::crypto::from_feature_flags().install_process_default();
         Self {
             local_addr,
+            tcp_addr: None,
             max_viewers,
             viewers: BTreeMap::new(),
             by_addr: HashMap::new(),
@@ -143,6 +146,12 @@ impl Fanout {
 
     pub fn len(&self) -> usize {
         self.viewers.len()
+    }
+
+    /// Offers a passive ICE-TCP host candidate at `addr` (besides UDP) to
+    /// the viewers who arrive from now on.
+    pub fn set_tcp_candidate(&mut self, addr: Option<SocketAddr>) {
+        self.tcp_addr = addr;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,8 +178,9 @@ impl Fanout {
             .enable_vp8(true)
             .enable_opus(true, false)
             .build(now);
-        let candidate = Candidate::host(self.local_addr, "udp").map_err(|e| FanoutError::Sdp(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        for candidate in host_candidates(self.local_addr, self.tcp_addr).map_err(FanoutError::Sdp)? {
+            rtc.add_local_candidate(candidate);
+        }
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
         let mut viewer = Viewer {
             rtc,
@@ -238,8 +248,15 @@ impl Fanout {
 
     /// A datagram from one of the viewers; `false` if none of them sent it.
     pub fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8], now: Instant) -> bool {
+        self.handle_packet(Transport::Udp, source, contents, now)
+    }
+
+    /// [`Fanout::handle_datagram`] for either transport (ICE-TCP frames
+    /// come with `Transport::Tcp`).
+    pub fn handle_packet(&mut self, transport: Transport, source: SocketAddr, contents: &[u8], now: Instant) -> bool {
+        let Some(destination) = local_for(transport, self.local_addr, self.tcp_addr) else { return false };
         let Ok(contents) = contents.try_into() else { return false };
-        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.local_addr, contents });
+        let input = Input::Receive(now, Receive { proto: transport.protocol(), source, destination, contents });
         let known = self.by_addr.get(&source).copied().filter(|id| self.viewers.get(id).is_some_and(|v| v.rtc.accepts(&input)));
         let id = match known {
             Some(id) => id,
@@ -400,11 +417,7 @@ impl Fanout {
                         }
                         break;
                     }
-                    Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
-                        source: t.source,
-                        destination: t.destination,
-                        contents: t.contents.into(),
-                    }),
+                    Ok(Output::Transmit(t)) => self.transmits.push_back(t.into()),
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => {
                             viewer.connected = true;

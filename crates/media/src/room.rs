@@ -24,7 +24,7 @@ use confcast_mixer::{AudioLevel, AudioPacket, ListenerId, Mixer, MixerConfig, Mi
 use str0m::change::SdpOffer;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
 
@@ -79,12 +79,56 @@ impl From<RouterError> for RoomError {
     }
 }
 
-/// A datagram to send from the server's socket.
+/// A packet to send: a datagram from the server's UDP socket or, with
+/// `Transport::Tcp`, one framed onto the ICE-TCP connection of `destination`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
     pub source: SocketAddr,
     pub destination: SocketAddr,
     pub contents: Vec<u8>,
+    pub transport: Transport,
+}
+
+/// How a packet travels: UDP, or ICE-TCP (RFC 6544, passive on the server).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub(crate) fn protocol(self) -> Protocol {
+        match self {
+            Transport::Udp => Protocol::Udp,
+            Transport::Tcp => Protocol::Tcp,
+        }
+    }
+}
+
+impl From<Transmit> for Datagram {
+    fn from(t: Transmit) -> Self {
+        let transport = if t.proto == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
+        Datagram { source: t.source, destination: t.destination, contents: t.contents.into(), transport }
+    }
+}
+
+/// The server's host candidates: its UDP address and, when ICE-TCP is on,
+/// its passive TCP address.
+pub(crate) fn host_candidates(udp: SocketAddr, tcp: Option<SocketAddr>) -> Result<Vec<Candidate>, String> {
+    let mut candidates = vec![Candidate::host(udp, "udp").map_err(|e| e.to_string())?];
+    if let Some(tcp) = tcp {
+        candidates.push(Candidate::builder().tcp().host(tcp).tcptype(TcpType::Passive).build().map_err(|e| e.to_string())?);
+    }
+    Ok(candidates)
+}
+
+/// The address a packet came to: the UDP socket's or the ICE-TCP listener's.
+pub(crate) fn local_for(transport: Transport, udp: SocketAddr, tcp: Option<SocketAddr>) -> Option<SocketAddr> {
+    match transport {
+        Transport::Udp => Some(udp),
+        Transport::Tcp => tcp,
+    }
 }
 
 /// What happened in the Room, for signalling and the packager.
@@ -147,6 +191,8 @@ struct Peer {
 /// The str0m-driven Room.
 pub struct Room {
     local_addr: SocketAddr,
+    /// The ICE-TCP listener's address, when there is one (a second host candidate).
+    tcp_addr: Option<SocketAddr>,
     router: Router,
     mixer: Mixer,
     peers: BTreeMap<ParticipantId, Peer>,
@@ -184,6 +230,7 @@ impl Room {
         let mixer = Mixer::new(mixer, now).map_err(|e| RoomError::Mixer(e.to_string()))?;
         Ok(Self {
             local_addr,
+            tcp_addr: None,
             router: Router::new(config, program),
             mixer,
             peers: BTreeMap::new(),
@@ -212,6 +259,12 @@ impl Room {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// Offers a passive ICE-TCP host candidate at `addr` (besides UDP) to
+    /// the Participants who join from now on; `None` stops offering it.
+    pub fn set_tcp_candidate(&mut self, addr: Option<SocketAddr>) {
+        self.tcp_addr = addr;
     }
 
     pub fn mixer(&self) -> &Mixer {
@@ -296,9 +349,9 @@ impl Room {
             .enable_vp8(true)
             .enable_opus(true, false)
             .build(now);
-        let candidate = Candidate::host(self.local_addr, "udp")
-            .map_err(|e| RoomError::Candidate(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        for candidate in host_candidates(self.local_addr, self.tcp_addr).map_err(RoomError::Candidate)? {
+            rtc.add_local_candidate(candidate);
+        }
         let answer = rtc.sdp_api().accept_offer(offer)?;
         let stream = Self::stream_init(&mut self.rng);
         self.router.join(participant, role, stream, now)?;
@@ -359,15 +412,30 @@ impl Room {
         contents: &[u8],
         now: Instant,
     ) -> Result<bool, RoomError> {
+        self.handle_packet(Transport::Udp, source, contents, now)
+    }
+
+    /// [`Room::handle_datagram`] for either transport: a packet de-framed
+    /// from an ICE-TCP connection comes with `Transport::Tcp`.
+    pub fn handle_packet(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) -> Result<bool, RoomError> {
+        let Some(destination) = local_for(transport, self.local_addr, self.tcp_addr) else {
+            return Ok(false);
+        };
         let Ok(contents) = contents.try_into() else {
             return Ok(false);
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto: transport.protocol(),
                 source,
-                destination: self.local_addr,
+                destination,
                 contents,
             },
         );
@@ -463,11 +531,7 @@ impl Room {
                             }
                             break;
                         }
-                        Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
-                            source: t.source,
-                            destination: t.destination,
-                            contents: t.contents.into(),
-                        }),
+                        Ok(Output::Transmit(t)) => self.transmits.push_back(t.into()),
                         Ok(Output::Event(e)) => events.push((id, e)),
                         Err(_) => {
                             // The peer is broken; it stays silent until it leaves.

@@ -56,7 +56,7 @@ impl Peer {
                     self.timeout = t;
                     return;
                 }
-                Output::Transmit(t) => net.push_back(Datagram { source: t.source, destination: t.destination, contents: t.contents.into() }),
+                Output::Transmit(t) => net.push_back(t.into()),
                 Output::Event(e) => self.events.push(e),
             }
         }

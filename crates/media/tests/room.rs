@@ -45,11 +45,7 @@ impl Client {
                     self.timeout = t;
                     return;
                 }
-                Output::Transmit(t) => net.push_back(Datagram {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.to_vec(),
-                }),
+                Output::Transmit(t) => net.push_back(t.into()),
                 Output::Event(e) => self.events.push(e),
             }
         }

@@ -56,11 +56,7 @@ impl Client {
                     self.timeout = t;
                     return;
                 }
-                Output::Transmit(t) => net.push_back(Datagram {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.to_vec(),
-                }),
+                Output::Transmit(t) => net.push_back(t.into()),
                 Output::Event(Event::MediaData(d)) if d.mid == self.audio => {
                     self.received.push((**d.seq_range.start(), d.data.to_vec()));
                 }

@@ -100,6 +100,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
 
+    /// ICE-TCP and TURN, for clients whose UDP is blocked.
+    #[command(flatten)]
+    pub ice: crate::ice::IceArgs,
+
     #[command(flatten)]
     pub proxy: crate::forwarded::ProxyArgs,
 }

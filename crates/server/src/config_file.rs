@@ -74,12 +74,6 @@ pub fn check(text: &str) -> Result<Vec<FileSetting>, Vec<ConfigError>> {
             Item::Value(Value::String(s)) => s.value().clone(),
             Item::Value(Value::Integer(i)) => i.value().to_string(),
             Item::Value(Value::Boolean(b)) => b.value().to_string(),
-            // A list, for the settings that take several values (`turn_url`).
-            Item::Value(Value::Array(list))
-                if arg.get_value_delimiter().is_some() && list.iter().all(|v| v.as_str().is_some_and(|s| !s.contains(','))) =>
-            {
-                list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
-            }
             // A repeatable setting (`trusted_proxy = ["10.0.0.0/8", "::1"]`).
             Item::Value(Value::Array(items)) if arg.get_value_delimiter().is_some() => {
                 let texts: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_owned)).collect();

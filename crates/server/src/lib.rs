@@ -8,6 +8,7 @@ pub mod conference;
 pub mod config;
 pub mod config_file;
 pub mod error;
+pub mod ice;
 pub mod forwarded;
 pub mod metrics;
 pub mod notify;

@@ -53,6 +53,7 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(api::invite_links::accept))
         .routes(routes!(crate::conference::signalling::socket))
         .routes(routes!(crate::conference::signalling::video_lock))
+        .routes(routes!(api::ice_servers::ice_servers))
         .routes(routes!(crate::streaming::on_air::put))
         .routes(routes!(crate::streaming::whep::offer))
         .routes(routes!(crate::streaming::whep::end))

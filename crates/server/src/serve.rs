@@ -45,12 +45,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body,
         secure_cookies: tls.is_some(),
         trusted_proxies: TrustedProxies::new(args.proxy.trusted_proxy.clone()),
+        turn: args.ice.turn().map_err(anyhow::Error::msg)?,
         ..Settings::default()
     };
     let media = MediaConfig {
         bind: SocketAddr::new(args.listen.ip(), args.media_port),
         public_ip: args.public_ip,
         ice_timeout: Duration::from_secs(15),
+        ice_tcp: args.ice.ice_tcp_port(args.media_port).map(|port| SocketAddr::new(args.listen.ip(), port)),
     };
     let conference = conference::start(media).await.with_context(|| format!("cannot open the media port {}", args.media_port))?;
     let state = AppState::new(store.clone(), Clock::system(), settings).with_conference(conference);

@@ -27,6 +27,8 @@ pub struct Settings {
     pub login_limits: LoginLimits,
     /// The longest an invite link may live.
     pub max_invite_link_secs: i64,
+    /// TURN relays handed to logged-in clients (`GET /ice-servers`).
+    pub turn: Option<crate::ice::TurnConfig>,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::default(),
             login_limits: LoginLimits::default(),
             max_invite_link_secs: 30 * 24 * 3600,
+            turn: None,
         }
     }
 }

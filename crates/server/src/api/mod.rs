@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod ice_servers;
 pub mod invitations;
 pub mod ingest_keys;
 pub mod invite_links;

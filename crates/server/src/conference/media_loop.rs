@@ -21,6 +21,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::protocol::{ClientMessage, ProtocolError, RosterEntry, ServerMessage, VERSION};
 use super::udp_batch::{send_all, BatchReceiver, BATCH};
+use super::ice_tcp::{self, IceTcp};
+use confcast_media::room::Transport;
 use super::{
     Command, Conference, Joined, LockError, LockState, MediaConfig, Member, Outgoing, ProgramFeed, WhepError, WhepSession,
     COMMAND_QUEUE,
@@ -48,10 +50,18 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
     let socket = bind_socket(config.bind)?;
     let bound = socket.local_addr()?;
     let advertised = SocketAddr::new(config.public_ip.unwrap_or(bound.ip()), bound.port());
+    // ICE-TCP: a passive TCP candidate beside the UDP one (see ice_tcp.rs).
+    let tcp_listener = config.ice_tcp.map(ice_tcp::bind).transpose()?;
+    let advertised_tcp = match &tcp_listener {
+        Some(listener) => Some(SocketAddr::new(advertised.ip(), listener.local_addr()?.port())),
+        None => None,
+    };
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let ice_timeout = config.ice_timeout;
-    let state = move |socket| Loop {
+    let state = move |socket, tcp| Loop {
         socket,
+        tcp,
+        advertised_tcp,
         advertised,
         ice_timeout,
         rooms: HashMap::new(),
@@ -68,14 +78,18 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("media".into()).spawn(move || {
         runtime.block_on(async move {
+            let tcp = match tcp_listener.map(IceTcp::start).transpose() {
+                Ok(tcp) => tcp,
+                Err(error) => return tracing::error!(%error, "the ICE-TCP listener cannot be used"),
+            };
             match UdpSocket::from_std(socket) {
-                Ok(socket) => state(socket).run(receiver).await,
+                Ok(socket) => state(socket, tcp).run(receiver).await,
                 Err(error) => tracing::error!(%error, "the media socket cannot be used"),
             }
         });
     })?;
-    tracing::info!(media = %advertised, "media socket ready");
-    Ok(Conference { commands, media_addr: advertised, ingests: Default::default() })
+    tracing::info!(media = %advertised, ice_tcp = ?advertised_tcp, "media socket ready");
+    Ok(Conference { commands, media_addr: advertised, ice_tcp_addr: advertised_tcp, ingests: Default::default() })
 }
 
 struct Person {
@@ -105,6 +119,9 @@ struct LiveRoom {
 
 struct Loop {
     socket: UdpSocket,
+    /// ICE-TCP connections, when the listener is on; and its candidate address.
+    tcp: Option<IceTcp>,
+    advertised_tcp: Option<SocketAddr>,
     advertised: SocketAddr,
     ice_timeout: Duration,
     rooms: HashMap<String, LiveRoom>,
@@ -112,7 +129,7 @@ struct Loop {
     /// Kept here too for rooms nobody is in yet.
     programs: HashMap<String, ProgramFeed>,
     /// Which room a remote address belongs to, learned from accepted packets.
-    by_address: HashMap<SocketAddr, Owner>,
+    by_address: HashMap<(Transport, SocketAddr), Owner>,
     /// On-air rooms' WebRTC viewers, by room id.
     viewers: HashMap<String, Fanout>,
     /// WHEP sessions by resource token: the room and the viewer.
@@ -151,6 +168,7 @@ impl Loop {
                     Ok(()) => self.receive(&mut receiver),
                     Err(error) => tracing::debug!(%error, "media socket error"),
                 },
+                event = IceTcp::next(&mut self.tcp) => self.tcp_event(event),
             }
             self.flush().await;
         }
@@ -169,7 +187,7 @@ impl Loop {
             };
             let now = Instant::now();
             for (from, contents) in receiver.datagrams() {
-                self.datagram(from, contents, now);
+                self.datagram(Transport::Udp, from, contents, now);
             }
             if count < BATCH {
                 return;
@@ -184,11 +202,12 @@ impl Loop {
         self.rooms.values().filter_map(|live| live.room.poll_timeout()).chain(viewers).chain(ice).fold(idle, Instant::min)
     }
 
-    fn datagram(&mut self, from: SocketAddr, contents: &[u8], now: Instant) {
-        match self.by_address.get(&from) {
+    /// A packet from a UDP datagram or an ICE-TCP frame.
+    fn datagram(&mut self, transport: Transport, from: SocketAddr, contents: &[u8], now: Instant) {
+        match self.by_address.get(&(transport, from)) {
             Some(Owner::Room(room_id)) => {
                 if let Some(live) = self.rooms.get_mut(room_id)
-                    && matches!(live.room.handle_datagram(from, contents, now), Ok(true))
+                    && matches!(live.room.handle_packet(transport, from, contents, now), Ok(true))
                 {
                     self.touched.push(room_id.clone());
                     return;
@@ -196,7 +215,7 @@ impl Loop {
             }
             Some(Owner::Viewers(room_id)) => {
                 if let Some(fanout) = self.viewers.get_mut(room_id)
-                    && fanout.handle_datagram(from, contents, now)
+                    && fanout.handle_packet(transport, from, contents, now)
                 {
                     return;
                 }
@@ -209,12 +228,12 @@ impl Loop {
             .rooms
             .iter_mut()
             .find_map(|(id, live)| {
-                matches!(live.room.handle_datagram(from, contents, now), Ok(true)).then(|| Owner::Room(id.clone()))
+                matches!(live.room.handle_packet(transport, from, contents, now), Ok(true)).then(|| Owner::Room(id.clone()))
             })
             .or_else(|| {
                 self.viewers
                     .iter_mut()
-                    .find_map(|(id, fanout)| fanout.handle_datagram(from, contents, now).then(|| Owner::Viewers(id.clone())))
+                    .find_map(|(id, fanout)| fanout.handle_packet(transport, from, contents, now).then(|| Owner::Viewers(id.clone())))
             });
         match accepted_by {
             Some(owner) => {
@@ -224,7 +243,7 @@ impl Loop {
                 if let Owner::Room(room_id) = &owner {
                     self.touched.push(room_id.clone());
                 }
-                self.by_address.insert(from, owner);
+                self.by_address.insert((transport, from), owner);
             }
             None => metrics::counter!("media_datagrams_unmatched_total").increment(1),
         }
@@ -281,7 +300,11 @@ impl Loop {
                 match feed {
                     Some(feed) => {
                         self.programs.insert(room.clone(), feed);
-                        self.viewers.entry(room.clone()).or_insert_with(|| Fanout::new(self.advertised, MAX_WHEP_VIEWERS, rand_seed()));
+                        self.viewers.entry(room.clone()).or_insert_with(|| {
+                            let mut fanout = Fanout::new(self.advertised, MAX_WHEP_VIEWERS, rand_seed());
+                            fanout.set_tcp_candidate(self.advertised_tcp);
+                            fanout
+                        });
                     }
                     None => {
                         self.programs.remove(&room);
@@ -359,6 +382,7 @@ impl Loop {
             let seed = rand_seed();
             let mut room = Room::new(self.advertised, RouterConfig::default(), MixerConfig::default(), seed, now)
                 .map_err(|e| ProtocolError::new("unavailable", format!("cannot start the room: {e}"), Some("join")))?;
+            room.set_tcp_candidate(self.advertised_tcp);
             if self.programs.contains_key(room_id) {
                 room.set_program(true, now);
             }
@@ -626,6 +650,10 @@ impl Loop {
             }
         }
         self.flush_viewers(now);
+        if let Some(tcp) = &self.tcp {
+            // ICE-TCP packets go framed onto their connection, the rest by UDP.
+            self.outgoing.retain(|d| d.transport == Transport::Udp || { tcp.send(d.destination, &d.contents); false });
+        }
         if !self.outgoing.is_empty() {
             send_all(&self.socket, &self.outgoing).await;
             self.outgoing.clear();
@@ -634,6 +662,17 @@ impl Loop {
 }
 
 impl Loop {
+    /// Connections opened and closed, and the packets they carried.
+    fn tcp_event(&mut self, event: ice_tcp::TcpEvent) {
+        let Some(tcp) = self.tcp.as_mut() else { return };
+        let mut packets = Vec::new();
+        tcp.handle(event, &mut packets);
+        let now = Instant::now();
+        for (from, contents) in packets {
+            self.datagram(Transport::Tcp, from, &contents, now);
+        }
+    }
+
     /// Collects the WebRTC viewers' datagrams, ends the sessions that failed,
     /// and passes their keyframe requests to the Program's source.
     fn flush_viewers(&mut self, now: Instant) {

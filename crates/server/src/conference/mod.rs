@@ -6,6 +6,7 @@
 //! it through [`Conference`], a cheap handle of channels. Rooms exist in the
 //! loop only while someone is in them.
 
+mod ice_tcp;
 mod media_loop;
 pub mod protocol;
 pub mod signalling;
@@ -35,6 +36,9 @@ pub struct MediaConfig {
     pub public_ip: Option<std::net::IpAddr>,
     /// A participant whose ICE has not completed by then is dropped.
     pub ice_timeout: Duration,
+    /// Where the ICE-TCP listener binds (RFC 6544 passive candidates, for
+    /// clients whose UDP is blocked); `None`: no TCP candidate.
+    pub ice_tcp: Option<SocketAddr>,
 }
 
 /// Who is joining, as the HTTP layer authenticated them.
@@ -151,6 +155,8 @@ pub struct Conference {
     commands: mpsc::Sender<Command>,
     /// The UDP address media flows to.
     pub media_addr: SocketAddr,
+    /// The ICE-TCP candidate's address, when the listener is on.
+    pub ice_tcp_addr: Option<SocketAddr>,
     /// Encoders publishing over WHIP, by session secret.
     pub(crate) ingests: whip::Ingests,
 }

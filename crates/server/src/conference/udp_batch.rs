@@ -139,6 +139,7 @@ mod tests {
             source: server.local_addr().expect("addr"),
             destination: socket.local_addr().expect("addr"),
             contents: vec![n; 10 + usize::from(n)],
+            transport: Default::default(),
         };
         let datagrams: Vec<Datagram> = (0..150u8).map(|n| if n % 2 == 0 { to(&a, n) } else { to(&b, n) }).collect();
         send_all(&server, &datagrams).await;
@@ -174,7 +175,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_destination_is_skipped() {
         let (server, a) = (socket().await, socket().await);
-        let datagram = |destination: SocketAddr| Datagram { source: server.local_addr().expect("addr"), destination, contents: vec![1; 8] };
+        let datagram = |destination: SocketAddr| Datagram { source: server.local_addr().expect("addr"), destination, contents: vec![1; 8], transport: Default::default() };
         // Port 0 cannot be sent to: EINVAL for that datagram alone.
         let refused: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let ok = a.local_addr().expect("addr");

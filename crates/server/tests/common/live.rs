@@ -26,6 +26,7 @@ pub async fn live_app() -> (TestApp, SocketAddr) {
         bind: "127.0.0.1:0".parse().unwrap(),
         public_ip: None,
         ice_timeout: Duration::from_secs(3),
+        ice_tcp: None,
     };
     let conference = conference::start(media).await.unwrap();
     app.state = app.state.clone().with_conference(conference);
