@@ -32,6 +32,7 @@ const PROMISED: &[(&str, &str)] = &[
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/rooms/{id}/ws"),
     ("put", "/api/v1/rooms/{id}/video-lock"),
+    ("get", "/api/v1/ice-servers"),
     ("put", "/api/v1/rooms/{id}/broadcast"),
     ("post", "/api/v1/rooms/{id}/whep"),
     ("delete", "/api/v1/rooms/{id}/whep/{session}"),
