@@ -10,7 +10,7 @@ purpose=${1:-run}
 # command-to-check:debian-package pairs.
 needs=(cmake:cmake pkg-config:pkg-config)
 if [ "$purpose" = test ]; then
-  needs+=(chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg ip:iproute2 unshare:util-linux node:nodejs npm:npm python3:python3 nginx:nginx openssl:openssl)
+  needs+=(chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg ip:iproute2 unshare:util-linux node:nodejs npm:npm python3:python3 nginx:nginx openssl:openssl nft:nftables turnserver:coturn)
 fi
 
 missing=()

@@ -20,6 +20,7 @@ import { after, before, test } from "node:test";
 
 import { DESKTOP, collectErrors } from "./browser.mjs";
 import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil, toneLevels } from "./conference-media.mjs";
+import { keepPeerConnections, selectedPair } from "./peer-stats.mjs";
 import { startServer } from "./server.mjs";
 
 const TABLE = "confcast_no_udp";
@@ -64,52 +65,6 @@ after(async () => {
   await media?.remove();
   unblockUdp();
 });
-
-/**
- * The protocol and type of the local candidate of the pair the page's
- * peer connection selected (the page's connections are kept in
- * `window.__pcs` by an init script).
- * @param {import("playwright-core").Page} page
- */
-export function selectedPair(page) {
-  return page.evaluate(async () => {
-    /** @type {RTCPeerConnection[]} */
-    const pcs = /** @type {any} */ (window).__pcs ?? [];
-    const pc = pcs.filter((p) => p.connectionState === "connected").pop();
-    if (!pc) return null;
-    const stats = await pc.getStats();
-    /** @type {any} */
-    let pair = null;
-    stats.forEach((s) => {
-      if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-    });
-    if (!pair) return null;
-    const local = stats.get(pair.localCandidateId);
-    const remote = stats.get(pair.remoteCandidateId);
-    return {
-      protocol: String(local?.protocol ?? ""),
-      localType: String(local?.candidateType ?? ""),
-      remoteProtocol: String(remote?.protocol ?? ""),
-      remotePort: Number(remote?.port ?? 0),
-      bytesReceived: Number(pair.bytesReceived ?? 0),
-    };
-  });
-}
-
-/** Keeps every RTCPeerConnection the page makes in `window.__pcs`. */
-export function keepPeerConnections() {
-  const Native = window.RTCPeerConnection;
-  /** @type {RTCPeerConnection[]} */
-  const pcs = [];
-  /** @type {any} */ (window).__pcs = pcs;
-  window.RTCPeerConnection = class extends Native {
-    /** @param {ConstructorParameters<typeof RTCPeerConnection>} args */
-    constructor(...args) {
-      super(...args);
-      pcs.push(this);
-    }
-  };
-}
 
 test("with UDP blocked, two people meet over ICE-TCP: colours and tones arrive", { timeout: 150_000 }, async (t) => {
   /** @type {string[][]} */

@@ -183,7 +183,7 @@ export class ConferenceSession {
     const offer = completeOffer(peer.pc).then((sdp) => {
       // No address at all, because every relay refused: no use in joining.
       if (!/^a=candidate:/m.test(sdp) && peer.relayErrors.length > 0) {
-        throw new RelayRefused(`The media relay (TURN) refused the connection: ${peer.relayErrors[0]}.`);
+        throw new RelayRefused(`The media relay (TURN) refused the connection: ${peer.relayErrors[0].replace(/\.$/, "")}.`);
       }
       return sdp;
     });
