@@ -183,6 +183,7 @@ test("a relay-only browser meets through coturn with the server's credentials", 
         t.diagnostic(
           `pairs: ${await page.evaluate(async () => {
             const pcs = /** @type {any} */ (window).__pcs ?? [];
+            /** @type {any[]} */
             const out = [];
             for (const pc of pcs) {
               const stats = await pc.getStats();
