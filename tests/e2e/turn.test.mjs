@@ -85,6 +85,9 @@ async function startCoturn() {
       "no-dtls",
       "no-cli",
       "no-multicast-peers",
+      // As docs/deploy.md advises: no relaying into private networks but to confcast's media address.
+      "denied-peer-ip=10.0.0.0-10.255.255.255",
+      `allowed-peer-ip=${MEDIA_ADDRESS}`,
       "log-file=stdout",
       "simple-log",
       "verbose",
