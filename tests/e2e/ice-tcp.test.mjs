@@ -7,7 +7,8 @@
  * 440 Hz; alice: green, 660 Hz); each sees the other's colour and hears the
  * other's tone, and each browser's selected candidate pair is TCP. Then a
  * client that sends garbage to the ICE-TCP port is cut off while the
- * conference goes on.
+ * conference goes on, and an anonymous viewer watches the room on air
+ * over WebRTC (WHEP), through ICE-TCP too.
  *
  * Needs the network namespace the test command makes (scripts/test.sh) and
  * `nft` (nftables); the rule is removed afterwards.
@@ -137,6 +138,33 @@ test("with UDP blocked, two people meet over ICE-TCP: colours and tones arrive",
   });
   await pollUntil(async () => colourName(await mainVideoColour(a)), (c) => c === "red", { what: "alice to still see red" });
   assert.equal(await h.evaluate(() => document.documentElement.dataset.conferenceState), "connected");
+
+  // The room goes on air; an anonymous viewer watches with low latency
+  // (WHEP), which reaches the server over ICE-TCP as well.
+  const onAir = await h.request.put(`/api/v1/rooms/${room}/broadcast`, { data: { on: true, title: "Live behind a firewall" } });
+  assert.ok(onAir.ok(), await onAir.text());
+  const viewerContext = await browsers[1].newContext({ baseURL: server.baseUrl, viewport: DESKTOP });
+  viewerContext.setDefaultTimeout(15_000);
+  const viewer = await viewerContext.newPage();
+  await viewer.addInitScript(keepPeerConnections);
+  errors.push(collectErrors(viewer, "viewer"));
+  await viewer.goto(`/watch/${room}`);
+  // Chromium offers a loopback candidate only to a page that has had media
+  // permission (see viewer.test.mjs), so the page opens a microphone once.
+  await viewer.evaluate(async () => {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    for (const track of stream.getTracks()) track.stop();
+  });
+  await viewer.getByRole("button", { name: "Low latency (WebRTC)" }).click();
+  const watched = await pollUntil(() => selectedPair(viewer), (p) => p !== null && p.bytesReceived > 100_000, {
+    timeout: 30_000,
+    what: "the WebRTC viewer to receive the broadcast",
+  });
+  t.diagnostic(`viewer: ${JSON.stringify(watched)}`);
+  assert.equal(watched?.protocol, "tcp");
+  await pollUntil(() => viewer.evaluate(() => document.querySelector("video")?.currentTime ?? 0), (time) => time > 1, {
+    what: "the viewer's video to play",
+  });
 
   assert.deepEqual(errors.flat(), []);
 });
