@@ -250,18 +250,20 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, events: mpsc::Sende
     metrics::gauge!("media_tcp_connections").increment(1.0);
     let (mut reader, mut write_half) = stream.split();
     let mut deframer = Deframer::new();
-    let mut buffer = vec![0u8; 16 * 1024];
+    let mut buffer = vec![0u8; 8 * 1024];
     let mut out = Vec::new();
     let mut deadline = tokio::time::Instant::now() + FIRST_FRAME_TIMEOUT;
-    let outcome: Result<(), String> = loop {
+    // Ok: an ordinary end (with why, if not a clean close); Err: refused input.
+    let outcome: Result<Option<String>, String> = loop {
         tokio::select! {
-            () = tokio::time::sleep_until(deadline) => break Err(if deframer.frames == 0 {
+            // A browser may open a connection and never use it, when UDP won.
+            () = tokio::time::sleep_until(deadline) => break Ok(Some(if deframer.frames == 0 {
                 format!("no STUN request within {} s", FIRST_FRAME_TIMEOUT.as_secs())
             } else {
                 format!("nothing received for {} s", IDLE_TIMEOUT.as_secs())
-            }),
+            })),
             read = reader.read(&mut buffer) => match read {
-                Ok(0) => break Ok(()),
+                Ok(0) => break Ok(None),
                 Ok(n) => {
                     deframer.push(&buffer[..n]);
                     let mut error = None;
@@ -271,22 +273,22 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, events: mpsc::Sende
                                 deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
                                 let contents = frame.to_vec();
                                 if events.send(TcpEvent::Packet { peer, contents }).await.is_err() {
-                                    error = Some("the media loop stopped".to_owned());
+                                    error = Some(Ok(Some("the media loop stopped".to_owned())));
                                     break;
                                 }
                             }
                             Ok(None) => break,
                             Err(e) => {
-                                error = Some(format!("bad framing: {e}"));
+                                error = Some(Err(format!("bad framing: {e}")));
                                 break;
                             }
                         }
                     }
-                    if let Some(error) = error {
-                        break Err(error);
+                    if let Some(end) = error {
+                        break end;
                     }
                 }
-                Err(error) => break Err(error.to_string()),
+                Err(error) => break Ok(Some(error.to_string())),
             },
             frame = queue.recv() => match frame {
                 Some(frame) => {
@@ -300,16 +302,20 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, events: mpsc::Sende
                         }
                     }
                     if let Err(error) = write_half.write_all(&out).await {
-                        break Err(error.to_string());
+                        break Ok(Some(error.to_string()));
                     }
                 }
-                None => break Ok(()),
+                None => break Ok(None),
             },
         }
     };
     match outcome {
-        Ok(()) => tracing::debug!(%peer, "ICE-TCP connection closed"),
-        Err(reason) => tracing::info!(%peer, %reason, "ICE-TCP connection closed"),
+        Ok(None) => tracing::debug!(%peer, "ICE-TCP connection closed"),
+        Ok(Some(reason)) => tracing::debug!(%peer, %reason, "ICE-TCP connection closed"),
+        Err(reason) => {
+            metrics::counter!("media_tcp_connections_refused_total").increment(1);
+            tracing::info!(%peer, %reason, "ICE-TCP connection closed");
+        }
     }
     metrics::gauge!("media_tcp_connections").decrement(1.0);
     let _ = events.send(TcpEvent::Closed { peer }).await;
