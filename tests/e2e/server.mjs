@@ -23,6 +23,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
  * @property {string} dataDir
  * @property {() => string} logs what the server printed so far
  * @property {() => Promise<void>} stop
+ * @property {() => Promise<void>} kill ends the process at once (SIGKILL), as a crash would
  */
 
 /**
@@ -130,6 +131,13 @@ async function startOnce(bin, dataDir, startupMs, host, args, scheme) {
     await rm(dataDir, { recursive: true, force: true });
   };
 
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  };
+
   const deadline = Date.now() + startupMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -139,7 +147,7 @@ async function startOnce(bin, dataDir, startupMs, host, args, scheme) {
     try {
       const status = scheme === "https" ? await httpsStatus(`${baseUrl}/healthz`) : (await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) })).status;
       if (status === 200) {
-        return { baseUrl, dataDir, logs: () => output, stop };
+        return { baseUrl, dataDir, logs: () => output, stop, kill };
       }
     } catch {
       // not listening yet

@@ -15,12 +15,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec as RtcCodec;
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Receive;
 use str0m::rtp::{RtpWrite, SeqNo};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use crate::keyframe::{Codec, FrameInspector};
 use crate::netem::SeededRng;
@@ -102,6 +102,8 @@ struct Viewer {
     video_ts_offset: u32,
     audio_seq: u64,
     audio_ts_offset: u32,
+    /// An uplink's offer, until the other node answers it.
+    pending: Option<SdpPendingOffer>,
 }
 
 /// One Program's WebRTC viewers.
@@ -201,6 +203,7 @@ impl Fanout {
             video_ts_offset: self.rng.next_u64() as u32,
             audio_seq: u64::from(self.rng.next_u64() as u16),
             audio_ts_offset: self.rng.next_u64() as u32,
+            pending: None,
         };
         // str0m reports m-lines (MediaAdded) only once connected; the
         // offer's own a=mid lines name them now, and str0m's view of each
@@ -235,6 +238,72 @@ impl Fanout {
         self.touch(id);
         self.pump(now);
         Ok(answer.to_sdp_string())
+    }
+
+    /// Adds an uplink: the Program pushed to a stream node (as a WHIP
+    /// client), which takes it like any viewer does, except that this side
+    /// makes the offer and, being a full ICE agent, leads the connectivity
+    /// checks. Returns the offer; [`accept_uplink_answer`](Self::accept_uplink_answer)
+    /// completes it.
+    pub fn add_uplink(&mut self, id: ViewerId, now: Instant) -> Result<String, FanoutError> {
+        let mut config = RtcConfig::new();
+        if let Some(cert) = dtls_cert() {
+            config = config.set_dtls_cert(cert);
+        }
+        let mut rtc = config.set_rtp_mode(true).clear_codecs().enable_h264(true).enable_opus(true, false).build(now);
+        let candidate = Candidate::host(self.local_addr, "udp").map_err(|e| FanoutError::Sdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let mut changes = rtc.sdp_api();
+        let video_mid = changes.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let audio_mid = changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, pending) = changes.apply().ok_or(FanoutError::Unsuitable("nothing to offer"))?;
+        let viewer = Viewer {
+            rtc,
+            timeout: now,
+            dirty: false,
+            pending_send: false,
+            connected: false,
+            connect_by: now + CONNECT_TIMEOUT,
+            given_up: false,
+            video_mid: Some(video_mid),
+            audio_mid: Some(audio_mid),
+            h264_pt: None,
+            vp8_pt: None,
+            audio_pt: None,
+            started: false,
+            video_seq: SeqUnwrapper::new(),
+            video_seq_offset: self.rng.next_u64() as u16,
+            video_ts_offset: self.rng.next_u64() as u32,
+            audio_seq: u64::from(self.rng.next_u64() as u16),
+            audio_ts_offset: self.rng.next_u64() as u32,
+            pending: Some(pending),
+        };
+        self.viewers.insert(id, viewer);
+        self.timers.push(Reverse((now + CONNECT_TIMEOUT, id)));
+        self.touch(id);
+        self.pump(now);
+        Ok(offer.to_sdp_string())
+    }
+
+    /// The stream node's answer to an uplink's offer. Refused (and the
+    /// uplink left waiting to be removed) when it is not SDP or cannot take
+    /// H.264 and Opus.
+    pub fn accept_uplink_answer(&mut self, id: ViewerId, answer: &str, now: Instant) -> Result<(), FanoutError> {
+        let viewer = self.viewers.get_mut(&id).ok_or(FanoutError::UnknownViewer(id))?;
+        let pending = viewer.pending.take().ok_or(FanoutError::Sdp("no offer is waiting for an answer".to_owned()))?;
+        let answer = SdpAnswer::from_sdp_string(answer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
+        viewer.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
+        viewer.h264_pt = viewer.video_mid.and_then(|mid| send_pt(&viewer.rtc, mid, RtcCodec::H264));
+        viewer.audio_pt = viewer.audio_mid.and_then(|mid| send_pt(&viewer.rtc, mid, RtcCodec::Opus));
+        if viewer.h264_pt.is_none() {
+            return Err(FanoutError::Unsuitable("the answer takes no H.264 video"));
+        }
+        if viewer.audio_pt.is_none() {
+            return Err(FanoutError::Unsuitable("the answer takes no Opus audio"));
+        }
+        self.touch(id);
+        self.pump(now);
+        Ok(())
     }
 
     /// Ends a viewer's session (WHEP DELETE, ICE failure).

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod keyframe;
 pub mod keyframe_request;
 pub mod netem;
+pub mod program_ingest;
 pub mod ratelimit;
 pub mod rewrite;
 pub mod room;

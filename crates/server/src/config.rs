@@ -106,6 +106,10 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub proxy: crate::forwarded::ProxyArgs,
+
+    /// Split conference and stream nodes.
+    #[command(flatten)]
+    pub nodes: crate::nodes::NodeArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

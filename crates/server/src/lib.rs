@@ -11,6 +11,7 @@ pub mod error;
 pub mod ice;
 pub mod forwarded;
 pub mod metrics;
+pub mod nodes;
 pub mod notify;
 pub mod recording;
 pub mod routes;

@@ -22,6 +22,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls_source = args.tls.source()?;
+    let node = args.nodes.check().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create data folder {}", args.data.display()))?;
     // The certificate comes first: one that cannot be used stops the start
     // before anything is opened, so nothing is served half-configured.
@@ -55,7 +56,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ice_tcp: args.ice.ice_tcp_port(args.media_port).map(|port| SocketAddr::new(args.listen.ip(), port)),
     };
     let conference = conference::start(media).await.with_context(|| format!("cannot open the media port {}", args.media_port))?;
-    let state = AppState::new(store.clone(), Clock::system(), settings).with_conference(conference);
+    let state = AppState::new(store.clone(), Clock::system(), settings).with_conference(conference).with_node(node);
     let recordings_spec = args.recordings.clone().unwrap_or_else(|| args.data.join("recordings").to_string_lossy().into_owned());
     let storage = recording::storage::open(&recordings_spec)?;
     let recording_config = RecordingConfig {

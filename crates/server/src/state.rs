@@ -62,6 +62,8 @@ pub struct AppState {
     pub streaming: Arc<Streaming>,
     /// Recording and replay; absent in tests that record nothing.
     pub recordings: Option<Arc<Recordings>>,
+    /// What this process runs (`--role`): everything, or one side of split nodes.
+    pub node: crate::nodes::Node,
 }
 
 impl AppState {
@@ -77,11 +79,17 @@ impl AppState {
             conference: None,
             streaming: Streaming::new(),
             recordings: None,
+            node: crate::nodes::Node::All,
         }
     }
 
     pub fn with_recordings(mut self, recordings: Arc<Recordings>) -> AppState {
         self.recordings = Some(recordings);
+        self
+    }
+
+    pub fn with_node(mut self, node: crate::nodes::Node) -> AppState {
+        self.node = node;
         self
     }
 

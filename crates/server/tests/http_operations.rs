@@ -41,6 +41,8 @@ const PROMISED: &[(&str, &str)] = &[
     ("delete", "/api/v1/rooms/{id}/ingest-keys/{key}"),
     ("post", "/api/v1/rooms/{id}/whip"),
     ("delete", "/api/v1/rooms/{id}/whip/{session}"),
+    ("post", "/api/v1/nodes/programs/{room}"),
+    ("delete", "/api/v1/nodes/programs/{room}/{broadcast}"),
     ("get", "/api/v1/live"),
     ("get", "/api/v1/live/events"),
     ("get", "/api/v1/rooms/{id}/recordings"),

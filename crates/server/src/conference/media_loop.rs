@@ -39,6 +39,9 @@ const BATCHES_PER_WAKE: usize = 4;
 /// WebRTC (WHEP) viewers one Program may have on this node.
 const MAX_WHEP_VIEWERS: usize = 2_000;
 
+#[path = "program_link.rs"]
+mod program_link;
+
 /// Binds the media socket and starts the loop on its own thread.
 ///
 /// The loop gets a thread (and a single-threaded runtime) of its own rather
@@ -69,6 +72,8 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
         by_address: HashMap::new(),
         viewers: HashMap::new(),
         whep: HashMap::new(),
+        uplinks: HashMap::new(),
+        ingests: HashMap::new(),
         next_viewer: 1,
         next_participant: 1,
         touched: Vec::new(),
@@ -108,6 +113,8 @@ struct Person {
 enum Owner {
     Room(String),
     Viewers(String),
+    /// A stream node's Program from a conference node.
+    Ingest(String),
 }
 
 struct LiveRoom {
@@ -134,6 +141,10 @@ struct Loop {
     viewers: HashMap<String, Fanout>,
     /// WHEP sessions by resource token: the room and the viewer.
     whep: HashMap<String, (String, ViewerId)>,
+    /// Conference node: on-air rooms' pushes to the stream node, by room id.
+    uplinks: HashMap<String, program_link::Uplink>,
+    /// Stream node: Programs arriving from conference nodes, by room id.
+    ingests: HashMap<String, program_link::Ingest>,
     next_viewer: u64,
     next_participant: u64,
     /// Rooms that had input since the last flush: only their output is
@@ -199,7 +210,7 @@ impl Loop {
         let idle = Instant::now() + Duration::from_secs(1);
         let ice = self.ice_deadlines.first().map(|(at, _, _)| *at);
         let viewers = self.viewers.values().filter_map(Fanout::poll_timeout);
-        self.rooms.values().filter_map(|live| live.room.poll_timeout()).chain(viewers).chain(ice).fold(idle, Instant::min)
+        self.rooms.values().filter_map(|live| live.room.poll_timeout()).chain(viewers).chain(ice).chain(self.ingest_wake()).fold(idle, Instant::min)
     }
 
     /// A packet from a UDP datagram or an ICE-TCP frame.
@@ -210,6 +221,12 @@ impl Loop {
                     && matches!(live.room.handle_packet(transport, from, contents, now), Ok(true))
                 {
                     self.touched.push(room_id.clone());
+                    return;
+                }
+            }
+            Some(Owner::Ingest(room_id)) => {
+                let room_id = room_id.clone();
+                if self.ingest_known_datagram(&room_id, from, contents, now) {
                     return;
                 }
             }
@@ -234,7 +251,8 @@ impl Loop {
                 self.viewers
                     .iter_mut()
                     .find_map(|(id, fanout)| fanout.handle_packet(transport, from, contents, now).then(|| Owner::Viewers(id.clone())))
-            });
+            })
+            .or_else(|| program_link::ingest_transport(transport).then(|| self.ingest_datagram(from, contents, now)).flatten());
         match accepted_by {
             Some(owner) => {
                 if self.by_address.len() >= MAX_ADDRESSES {
@@ -261,6 +279,7 @@ impl Loop {
                 fanout.handle_timeout(now);
             }
         }
+        self.ingest_timeouts(now);
         while let Some((at, room_id, participant)) = self.ice_deadlines.first().cloned() {
             if at > now {
                 break;
@@ -281,7 +300,10 @@ impl Loop {
             | Command::ProgramKeyframe { room }
             | Command::Remove { room, .. }
             | Command::WhepOffer { room, .. }
-            | Command::WhepEnd { room, .. } => room.clone(),
+            | Command::WhepEnd { room, .. }
+            | Command::UplinkOffer { room, .. }
+            | Command::UplinkAnswer { room, .. }
+            | Command::IngestOffer { room, .. } => room.clone(),
         };
         self.touched.push(room);
         match command {
@@ -308,6 +330,7 @@ impl Loop {
                     }
                     None => {
                         self.programs.remove(&room);
+                        self.end_program_link(&room);
                         // Off air: the WebRTC viewers' sessions end with it.
                         self.viewers.remove(&room);
                         self.whep.retain(|_, (r, _)| *r != room);
@@ -339,7 +362,19 @@ impl Loop {
                 };
                 let _ = reply.send(ended);
             }
+            Command::UplinkOffer { room, gone, reply } => {
+                let _ = reply.send(self.uplink_offer(&room, gone, now));
+            }
+            Command::UplinkAnswer { room, sdp, reply } => {
+                let _ = reply.send(self.uplink_answer(&room, &sdp, now));
+            }
+            Command::IngestOffer { room, sdp, feed, gone, reply } => {
+                let _ = reply.send(self.ingest_offer(&room, &sdp, feed, gone, now));
+            }
             Command::ProgramKeyframe { room } => {
+                if self.ingest_keyframe(&room, now) {
+                    return;
+                }
                 if let Some(live) = self.rooms.get_mut(&room) {
                     live.room.with_router(now, |r, now| r.handle_keyframe_request(Receiver::Program, now)).ok();
                 }
@@ -634,13 +669,16 @@ impl Loop {
         for room_id in &touched {
             let Some(live) = self.rooms.get_mut(room_id) else { continue };
             if let Some(ProgramFeed { sink, .. }) = self.programs.get(room_id) {
+                let sink = sink.as_ref();
                 let mut fanout = self.viewers.get_mut(room_id).filter(|f| !f.is_empty());
                 while let Some(media) = live.room.poll_program() {
                     if let Some(fanout) = fanout.as_mut() {
                         fanout.push(&media, now);
                     }
                     // A slow packager loses units (counted); the room never waits.
-                    if sink.try_send(media).is_err() {
+                    if let Some(sink) = sink
+                        && sink.try_send(media).is_err()
+                    {
                         metrics::counter!("program_units_dropped_total").increment(1);
                     }
                 }
@@ -649,6 +687,7 @@ impl Loop {
                 self.outgoing.push(datagram);
             }
         }
+        self.flush_ingests(now);
         self.flush_viewers(now);
         if let Some(tcp) = &self.tcp {
             // ICE-TCP packets go framed onto their connection, the rest by UDP.
@@ -678,12 +717,18 @@ impl Loop {
     fn flush_viewers(&mut self, now: Instant) {
         let mut failed = Vec::new();
         for (room_id, fanout) in &mut self.viewers {
-            if fanout.take_keyframe_request(now)
-                && let Some(live) = self.rooms.get_mut(room_id)
-            {
-                live.room.with_router(now, |r, now| r.handle_keyframe_request(Receiver::Program, now)).ok();
-                while let Some(datagram) = live.room.poll_transmit() {
-                    self.outgoing.push(datagram);
+            if fanout.take_keyframe_request(now) {
+                if let Some(live) = self.rooms.get_mut(room_id) {
+                    live.room.with_router(now, |r, now| r.handle_keyframe_request(Receiver::Program, now)).ok();
+                    while let Some(datagram) = live.room.poll_transmit() {
+                        self.outgoing.push(datagram);
+                    }
+                } else if let Some(ingest) = self.ingests.get_mut(room_id) {
+                    // A stream node: the source is the conference node.
+                    ingest.ingest.request_keyframe(now);
+                    while let Some(datagram) = ingest.ingest.poll_transmit() {
+                        self.outgoing.push(datagram);
+                    }
                 }
             }
             while let Some(event) = fanout.poll_event() {
@@ -703,6 +748,9 @@ impl Loop {
         }
         if !failed.is_empty() {
             self.whep.retain(|_, session| !failed.contains(session));
+            for (room_id, viewer) in &failed {
+                self.uplink_failed(room_id, *viewer);
+            }
         }
     }
 }

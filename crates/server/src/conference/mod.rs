@@ -117,13 +117,29 @@ pub(crate) enum Command {
     WhepOffer { room: String, sdp: String, reply: oneshot::Sender<Result<WhepSession, WhepError>> },
     /// The WHEP session with this resource token ends.
     WhepEnd { room: String, token: String, reply: oneshot::Sender<bool> },
+    /// Conference node: open the on-air room's push to the stream node;
+    /// the reply is the offer. `gone` fires if its connection fails.
+    UplinkOffer { room: String, gone: oneshot::Sender<()>, reply: oneshot::Sender<Result<String, String>> },
+    /// Conference node: the stream node's answer to the push's offer.
+    UplinkAnswer { room: String, sdp: String, reply: oneshot::Sender<Result<(), String>> },
+    /// Stream node: a conference node's Program arrives as this room's
+    /// Program, into `feed`; the reply is the answer. `gone` fires when it
+    /// stops arriving. It ends with `Program { feed: None }`.
+    IngestOffer {
+        room: String,
+        sdp: String,
+        feed: ProgramFeed,
+        gone: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// Where an on-air room's Program goes.
 #[derive(Debug)]
 pub struct ProgramFeed {
-    /// The streaming side's bounded queue (packager, recorder).
-    pub sink: mpsc::Sender<ProgramMedia>,
+    /// The streaming side's bounded queue (packager, recorder); none on a
+    /// conference node, whose Program goes to the stream node instead.
+    pub sink: Option<mpsc::Sender<ProgramMedia>>,
     pub title: String,
     /// Kept equal to the Program's WebRTC viewers, for the directory's count.
     pub webrtc_viewers: Arc<std::sync::atomic::AtomicUsize>,
@@ -238,6 +254,32 @@ impl Conference {
             return false;
         }
         answer.await.unwrap_or(false)
+    }
+
+    /// Conference node: opens the on-air room's push to the stream node
+    /// and returns its offer; `gone` fires if the connection later fails.
+    pub async fn uplink_offer(&self, room: &str, gone: oneshot::Sender<()>) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::UplinkOffer { room: room.to_owned(), gone, reply };
+        self.commands.send(command).await.map_err(|_| "the media loop has stopped".to_owned())?;
+        answer.await.map_err(|_| "the media loop has stopped".to_owned())?
+    }
+
+    /// Conference node: completes the push with the stream node's answer.
+    pub async fn uplink_answer(&self, room: &str, sdp: String) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::UplinkAnswer { room: room.to_owned(), sdp, reply };
+        self.commands.send(command).await.map_err(|_| "the media loop has stopped".to_owned())?;
+        answer.await.map_err(|_| "the media loop has stopped".to_owned())?
+    }
+
+    /// Stream node: takes a conference node's Program offer for the room;
+    /// returns the answer. `gone` fires when the Program stops arriving.
+    pub async fn ingest_offer(&self, room: &str, sdp: String, feed: ProgramFeed, gone: oneshot::Sender<()>) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::IngestOffer { room: room.to_owned(), sdp, feed, gone, reply };
+        self.commands.send(command).await.map_err(|_| "the media loop has stopped".to_owned())?;
+        answer.await.map_err(|_| "the media loop has stopped".to_owned())?
     }
 
     /// Asks the Program's source for a keyframe; never waits (called from

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use confcast_policy::{Action, Role};
-use confcast_store::{validate, UserId};
+use confcast_store::{validate, Broadcast, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,6 +13,8 @@ use crate::api::{authorize, invalid};
 use crate::auth::session::CurrentUser;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorBody, Json, Path};
+use crate::nodes::uplink::{PushInfo, StreamLink};
+use crate::nodes::Node;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -52,16 +54,7 @@ pub async fn set(
     }
     let now = state.clock.now();
     if !on {
-        let ended = state.store.end_broadcast(room, now).await.map_err(|e| match e {
-            confcast_store::StoreError::NotFound(_) => ApiError::new(StatusCode::CONFLICT, "not_live", "the room is not on air"),
-            other => other.into(),
-        })?;
-        state.streaming.stop(room);
-        if let Some(conference) = &state.conference {
-            conference.program(room, None).await;
-        }
-        tracing::info!(%room, broadcast = %ended.id, "off air");
-        metrics::gauge!("live_broadcasts").decrement(1.0);
+        let ended = end(state, room).await?;
         return Ok(BroadcastState { on: false, broadcast_id: Some(ended.id), title: Some(ended.title), started_at: None, watch_page: None });
     }
     let title = validate::room_title(title.unwrap_or_default()).map_err(|e| invalid(e.replace("title", "broadcast title")))?;
@@ -70,18 +63,45 @@ pub async fn set(
         return Err(ApiError::bad_request("description must be at most 500 characters, without control characters"));
     }
     let broadcast = state.store.start_broadcast(room, &title, &description, user, now).await?;
+    if let Node::Conference(link) = &state.node {
+        return push(state, link, room, broadcast, description).await;
+    }
+    let feed = open_channel(state, &broadcast, description, user).await?;
+    if let Some(conference) = &state.conference {
+        conference.program(room, Some(feed)).await;
+    }
+    tracing::info!(%room, broadcast = %broadcast.id, "on air");
+    metrics::gauge!("live_broadcasts").increment(1.0);
+    Ok(BroadcastState {
+        on: true,
+        broadcast_id: Some(broadcast.id),
+        title: Some(title),
+        started_at: Some(rfc3339(broadcast.started_at)),
+        watch_page: Some(format!("/watch/{room}")),
+    })
+}
+
+/// Opens the live channel (packager, recording, directory entry) of a
+/// broadcast that has started; returns where its Program goes.
+pub(crate) async fn open_channel(
+    state: &AppState,
+    broadcast: &Broadcast,
+    description: String,
+    user: UserId,
+) -> Result<crate::conference::ProgramFeed, ApiError> {
+    let room = broadcast.room_id.clone();
     let info = ChannelInfo {
         broadcast_id: broadcast.id.clone(),
-        room_id: room.to_owned(),
-        title: title.clone(),
+        room_id: room.clone(),
+        title: broadcast.title.clone(),
         description,
         host: broadcast.host.clone(),
         started_at: broadcast.started_at,
     };
     let keyframes = state.conference.clone();
-    let room_for_keyframes = room.to_owned();
+    let room_for_keyframes = room.clone();
     let recording = match &state.recordings {
-        Some(recordings) => recordings.begin(&broadcast, user).await,
+        Some(recordings) => recordings.begin(broadcast, user).await,
         None => None,
     };
     let sink = state
@@ -96,19 +116,81 @@ pub async fn set(
             recording,
         )
         .map_err(ApiError::internal)?;
+    let webrtc_viewers = state.streaming.get(&room).map(|channel| channel.webrtc_viewers.clone()).unwrap_or_default();
+    Ok(crate::conference::ProgramFeed { sink: Some(sink), title: broadcast.title.clone(), webrtc_viewers })
+}
+
+/// Takes the room off air, whoever asks (a host, the stream node's Program
+/// stopping): the live channel ends, the recording is finished,
+/// participants are told.
+pub async fn end(state: &AppState, room: &str) -> Result<Broadcast, ApiError> {
+    let ended = state.store.end_broadcast(room, state.clock.now()).await.map_err(|e| match e {
+        confcast_store::StoreError::NotFound(_) => ApiError::new(StatusCode::CONFLICT, "not_live", "the room is not on air"),
+        other => other.into(),
+    })?;
+    state.streaming.stop(room);
     if let Some(conference) = &state.conference {
-        let webrtc_viewers = state.streaming.get(room).map(|channel| channel.webrtc_viewers.clone()).unwrap_or_default();
-        let feed = crate::conference::ProgramFeed { sink, title: title.clone(), webrtc_viewers };
-        conference.program(room, Some(feed)).await;
+        conference.program(room, None).await;
     }
-    tracing::info!(%room, broadcast = %broadcast.id, "on air");
+    if let Node::Conference(link) = &state.node {
+        link.stop(room).await;
+    }
+    tracing::info!(%room, broadcast = %ended.id, "off air");
+    metrics::gauge!("live_broadcasts").decrement(1.0);
+    Ok(ended)
+}
+
+/// A conference node goes on air by pushing the room's Program to the
+/// stream node, which serves it; if the stream node does not take it, the
+/// broadcast does not start. When the push fails later, it ends.
+async fn push(
+    state: &AppState,
+    link: &StreamLink,
+    room: &str,
+    broadcast: Broadcast,
+    description: String,
+) -> Result<BroadcastState, ApiError> {
+    let unavailable = |why: String| ApiError::new(StatusCode::BAD_GATEWAY, "stream_node_unavailable", why);
+    let Some(conference) = &state.conference else {
+        let _ = end(state, room).await;
+        return Err(unavailable("the media service is not running".to_owned()));
+    };
+    let room_title = state.store.room(room).await.map(|r| r.title).unwrap_or_else(|_| room.to_owned());
+    let feed = crate::conference::ProgramFeed { sink: None, title: broadcast.title.clone(), webrtc_viewers: Default::default() };
+    conference.program(room, Some(feed)).await;
+    let info = PushInfo {
+        room_id: room.to_owned(),
+        room_title,
+        title: broadcast.title.clone(),
+        description,
+        host_username: broadcast.host.username.clone(),
+        host_display_name: broadcast.host.display_name.clone(),
+    };
+    let failed = match link.start(conference, &info).await {
+        Ok(failed) => failed,
+        Err(why) => {
+            tracing::warn!(%room, %why, "the stream node did not take the broadcast");
+            let _ = end(state, room).await;
+            return Err(unavailable(format!("the broadcast could not start: {why}")));
+        }
+    };
+    let watcher = state.clone();
+    let (room_id, broadcast_id) = (room.to_owned(), broadcast.id.clone());
+    tokio::spawn(async move {
+        // Fires only on failure; a normal end drops the sender.
+        if failed.await.is_ok() && watcher.store.live_broadcast(&room_id).await.ok().flatten().is_some_and(|b| b.id == broadcast_id) {
+            tracing::warn!(room = %room_id, "the connection to the stream node failed; the broadcast ends");
+            let _ = end(&watcher, &room_id).await;
+        }
+    });
+    tracing::info!(%room, broadcast = %broadcast.id, stream_node = %link.public_url(), "on air (pushed to the stream node)");
     metrics::gauge!("live_broadcasts").increment(1.0);
     Ok(BroadcastState {
         on: true,
         broadcast_id: Some(broadcast.id),
-        title: Some(title),
+        title: Some(broadcast.title),
         started_at: Some(rfc3339(broadcast.started_at)),
-        watch_page: Some(format!("/watch/{room}")),
+        watch_page: Some(format!("{}/watch/{room}", link.public_url())),
     })
 }
 
