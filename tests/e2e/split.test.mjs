@@ -6,7 +6,8 @@
  * 440 Hz microphone) and goes on air; the Program is pushed to the stream
  * node, where a viewer without an account finds it in the directory and
  * watches it (LL-HLS: red and 440 Hz; then WebRTC), ffprobe reads its HLS,
- * and the recording is listed when the broadcast ends. The conference node
+ * and the recording is listed when the broadcast ends; the host lists and
+ * deletes it through the conference node. The conference node
  * sends viewers on to the stream node; the stream node serves no meetings
  * and refuses pushes without the secret. When the conference node dies
  * mid-broadcast, the stream node ends the broadcast by itself.
@@ -183,6 +184,24 @@ test("a broadcast from the conference node is watched from the stream node", { t
       { timeout: 30_000, what: "the recording to be listed" },
     );
     t.diagnostic(`recording: ${JSON.stringify(recording)}`);
+
+    // The room's members see it on the conference node (which asks the
+    // stream node); a stranger may not delete it, the host may.
+    const auth = { Authorization: `Bearer ${host.token}` };
+    const listed = await fetch(`${conference.baseUrl}/api/v1/rooms/${host.roomId}/recordings`, { headers: auth });
+    assert.equal(listed.status, 200);
+    assert.deepEqual((await listed.json()).recordings.map((/** @type {{id: string}} */ r) => r.id), [recording.id]);
+    const stranger = await fetch(`${conference.baseUrl}/api/v1/auth/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: "stranger", password: "stranger-secret-1", display_name: "Stranger" }),
+    });
+    const { token: strangerToken } = await stranger.json();
+    const refused = await fetch(`${conference.baseUrl}/api/v1/recordings/${recording.id}`, { method: "DELETE", headers: { Authorization: `Bearer ${strangerToken}` } });
+    assert.ok([403, 404].includes(refused.status), `a stranger's delete: ${refused.status}`);
+    const deleted = await fetch(`${conference.baseUrl}/api/v1/recordings/${recording.id}`, { method: "DELETE", headers: auth });
+    assert.equal(deleted.status, 204, await deleted.text());
+    assert.equal((await fetch(`${stream.baseUrl}/api/v1/recordings/${recording.id}`)).status, 404, "gone from the stream node");
     assert.deepEqual(viewerErrors, []);
     assert.deepEqual(host.errors, []);
   } finally {

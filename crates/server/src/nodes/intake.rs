@@ -135,7 +135,7 @@ async fn open(state: &AppState, room: &str, params: ProgramParams, headers: &Hea
 }
 
 /// Only a stream node takes pushes, and only with the node secret.
-fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Node::Stream { secret } = &state.node else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_a_stream_node", "this server does not take pushed broadcasts").into_response());
     };

@@ -7,6 +7,7 @@
 
 pub mod gate;
 pub mod intake;
+pub mod recordings;
 pub mod uplink;
 
 use clap::{Args, ValueEnum};

@@ -31,10 +31,10 @@ pub struct PushInfo {
 /// The way to the stream node, and the pushes open on it.
 #[derive(Clone, Debug)]
 pub struct StreamLink {
-    client: reqwest::Client,
-    base: String,
+    pub(super) client: reqwest::Client,
+    pub(super) base: String,
     public: String,
-    secret: String,
+    pub(super) secret: String,
     /// Session URLs by room id, for the DELETE that ends each.
     sessions: Arc<Mutex<HashMap<String, String>>>,
 }

@@ -17,6 +17,7 @@ use crate::api::views::UserView;
 use crate::auth::session::CurrentUser;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::nodes::Node;
 use crate::state::AppState;
 
 /// How a finished recording is played.
@@ -50,7 +51,7 @@ pub struct RecordingView {
 }
 
 impl RecordingView {
-    fn new(r: Recording, for_members: bool) -> RecordingView {
+    pub(crate) fn new(r: Recording, for_members: bool) -> RecordingView {
         let replay = (r.state == RecordingState::Ready).then(|| Replay {
             hls: format!("/recordings/{}/{}", r.broadcast.id, confcast_live::RECORDING_PLAYLIST),
             page: format!("/replay/{}", r.broadcast.id),
@@ -93,7 +94,7 @@ fn valid_id(id: &str) -> bool {
     crate::recording::retention::looks_like_key(id)
 }
 
-async fn find(state: &AppState, id: &str) -> Result<Recording, ApiError> {
+pub(crate) async fn find(state: &AppState, id: &str) -> Result<Recording, ApiError> {
     if !valid_id(id) {
         return Err(ApiError::not_found("recording"));
     }
@@ -111,10 +112,14 @@ async fn find(state: &AppState, id: &str) -> Result<Recording, ApiError> {
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Not a member", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody)))]
-pub async fn room_list(State(state): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<Json<RecordingList>, ApiError> {
+pub async fn room_list(State(state): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<Response, ApiError> {
     authorize(&state, &id, me.user.id, Action::ViewRoom).await?;
+    // Split nodes: the stream node keeps the recordings.
+    if let Node::Conference(link) = &state.node {
+        return link.room_recordings(&id).await;
+    }
     let recordings = state.store.room_recordings(&id).await?;
-    Ok(Json(RecordingList { recordings: recordings.into_iter().map(|r| RecordingView::new(r, true)).collect(), next_offset: None }))
+    Ok(Json(RecordingList { recordings: recordings.into_iter().map(|r| RecordingView::new(r, true)).collect(), next_offset: None }).into_response())
 }
 
 /// Recent past broadcasts that can be replayed, newest first (public).
@@ -157,6 +162,16 @@ pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> R
         (status = 404, description = "No such recording", body = ErrorBody),
         (status = 409, description = "Still on air", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if let Node::Conference(link) = &state.node {
+        if !valid_id(&id) {
+            return Err(ApiError::not_found("recording"));
+        }
+        let room = link.recording_room(&id).await?;
+        authorize(&state, &room, me.user.id, Action::DeleteRecording).await?;
+        link.delete_recording(&id).await?;
+        tracing::info!(recording = %id, "recording deleted on the stream node");
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let recording = find(&state, &id).await?;
     authorize(&state, &recording.broadcast.room_id, me.user.id, Action::DeleteRecording).await?;
     if recording.state == RecordingState::Recording {
