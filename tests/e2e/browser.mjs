@@ -31,6 +31,26 @@ export function launchBrowser() {
 }
 
 /**
+ * A browser for anonymous viewers of the watch page: sound may start
+ * without a click, and WebRTC may use loopback. Fake devices only for the
+ * one permission Chromium wants before it offers loopback candidates;
+ * nothing captures.
+ * @returns {Promise<import("playwright-core").Browser>}
+ */
+export function launchViewerBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      ...CHROMIUM_ARGS,
+      "--autoplay-policy=no-user-gesture-required",
+      "--allow-loopback-in-peer-connection",
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+    ],
+  });
+}
+
+/**
  * The folder for screenshots: CONFCAST_E2E_SCREENSHOTS, or a new temporary one.
  * @returns {Promise<string>}
  */

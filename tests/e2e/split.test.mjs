@@ -17,9 +17,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
 
-import { CHROMIUM_ARGS, CHROMIUM_PATH, DESKTOP, collectErrors } from "./browser.mjs";
+import { DESKTOP, collectErrors, launchViewerBrowser } from "./browser.mjs";
 import { colourName, launchWithFakeDevices, makeFakeMedia, pollUntil } from "./conference-media.mjs";
 import { startServer } from "./server.mjs";
 import { stageState, toneInVideo, watchVideoColour } from "./watch-page.mjs";
@@ -49,16 +48,7 @@ before(async () => {
   conference = await startServer({ args: ["--role", "conference", "--stream-node", stream.baseUrl, "--node-secret", SECRET] });
   [hostBrowser, viewerBrowser] = await Promise.all([
     launchWithFakeDevices({ video: media.video("red"), audio: media.audio(TONE) }),
-    chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      args: [
-        ...CHROMIUM_ARGS,
-        "--autoplay-policy=no-user-gesture-required",
-        "--allow-loopback-in-peer-connection",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-      ],
-    }),
+    launchViewerBrowser(),
   ]);
 });
 

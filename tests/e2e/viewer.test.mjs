@@ -17,9 +17,8 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
 
-import { CHROMIUM_ARGS, CHROMIUM_PATH, DESKTOP, PHONE, collectErrors, pageWidth, screenshotDir } from "./browser.mjs";
+import { DESKTOP, PHONE, collectErrors, launchViewerBrowser, pageWidth, screenshotDir } from "./browser.mjs";
 import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil } from "./conference-media.mjs";
 import { startServer } from "./server.mjs";
 import { stageState, toneInVideo, watchVideoColour } from "./watch-page.mjs";
@@ -51,17 +50,7 @@ before(async () => {
   [server, media, shots] = await Promise.all([startServer(), makeFakeMedia(["red", ...GUESTS.map((g) => g.colour)], [TONE, ...GUESTS.map((g) => g.tone)]), screenshotDir()]);
   [hostBrowser, viewerBrowser] = await Promise.all([
     launchWithFakeDevices({ video: media.video("red"), audio: media.audio(TONE) }),
-    chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      // Fake devices only for the WebRTC step (see there); nothing captures.
-      args: [
-        ...CHROMIUM_ARGS,
-        "--autoplay-policy=no-user-gesture-required",
-        "--allow-loopback-in-peer-connection",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-      ],
-    }),
+    launchViewerBrowser(),
   ]);
 });
 

@@ -6,13 +6,12 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use confcast_store::RecordingState;
 use reqwest::header::AUTHORIZATION;
 
 use super::intake::authorise;
 use super::uplink::StreamLink;
 use crate::error::{ApiError, ErrorBody, Json, Path};
-use crate::recording::api::{find, RecordingList, RecordingView};
+use crate::recording::api::{delete_permitted, find, RecordingList, RecordingView};
 use crate::state::AppState;
 
 /// A room's recordings in every state, with their problems (stream nodes
@@ -49,20 +48,12 @@ pub async fn delete_recording(State(state): State<AppState>, Path(id): Path<Stri
     if let Err(response) = authorise(&state, &headers) {
         return response;
     }
-    let result = async {
-        let recording = find(&state, &id).await?;
-        if recording.state == RecordingState::Recording {
-            return Err(ApiError::new(StatusCode::CONFLICT, "still_recording", "the broadcast is still being recorded; take it off air first"));
-        }
-        match &state.recordings {
-            Some(recordings) => recordings.delete(&recording).await?,
-            None => state.store.delete_recording(&recording.broadcast.id).await?,
-        }
-        tracing::info!(recording = %id, "recording deleted for the conference node");
-        Ok(StatusCode::NO_CONTENT)
-    };
+    let result = async { delete_permitted(&state, find(&state, &id).await?).await };
     match result.await {
-        Ok(status) => status.into_response(),
+        Ok(()) => {
+            tracing::info!(recording = %id, "recording deleted for the conference node");
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(error) => error.into_response(),
     }
 }

@@ -174,6 +174,14 @@ pub async fn delete(State(state): State<AppState>, me: CurrentUser, Path(id): Pa
     }
     let recording = find(&state, &id).await?;
     authorize(&state, &recording.broadcast.room_id, me.user.id, Action::DeleteRecording).await?;
+    delete_permitted(&state, recording).await?;
+    tracing::info!(recording = %id, "recording deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a finished recording and its media, once the caller has checked
+/// who may (409 while it is still recording).
+pub(crate) async fn delete_permitted(state: &AppState, recording: Recording) -> Result<(), ApiError> {
     if recording.state == RecordingState::Recording {
         return Err(ApiError::new(StatusCode::CONFLICT, "still_recording", "the broadcast is still being recorded; take it off air first"));
     }
@@ -181,8 +189,7 @@ pub async fn delete(State(state): State<AppState>, me: CurrentUser, Path(id): Pa
         Some(recordings) => recordings.delete(&recording).await?,
         None => state.store.delete_recording(&recording.broadcast.id).await?,
     }
-    tracing::info!(recording = %id, "recording deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// A finished recording's VOD playlist, init segments and segments
