@@ -97,6 +97,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFCAST_RECORDING_MAX_BYTES", default_value_t = 0)]
     pub recording_max_bytes: u64,
 
+    /// On SIGTERM/SIGINT, how many seconds to spend telling participants,
+    /// ending broadcasts and finishing their recordings before exiting.
+    #[arg(long, env = "CONFCAST_DRAIN_TIMEOUT", default_value_t = 10)]
+    pub drain_timeout: u64,
+
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
 

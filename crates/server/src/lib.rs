@@ -7,6 +7,7 @@ pub mod clock;
 pub mod conference;
 pub mod config;
 pub mod config_file;
+pub mod drain;
 pub mod error;
 pub mod ice;
 pub mod forwarded;

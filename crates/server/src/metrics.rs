@@ -46,3 +46,26 @@ pub async fn track(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     response
 }
+
+/// When this process started (for `process_start_time_seconds` and the
+/// operator's uptime); fixed on first use, which `serve` makes early.
+pub fn started() -> (Instant, std::time::SystemTime) {
+    static STARTED: OnceLock<(Instant, std::time::SystemTime)> = OnceLock::new();
+    *STARTED.get_or_init(|| (Instant::now(), std::time::SystemTime::now()))
+}
+
+/// Gauges worked out when `/metrics` is read rather than kept up to date:
+/// HLS viewers per the live channels' sessions, the start time, the version.
+pub fn on_scrape(state: &crate::state::AppState) {
+    let now = Instant::now();
+    let hls: usize = state
+        .streaming
+        .live()
+        .iter()
+        .map(|c| c.viewer_count(now).saturating_sub(c.webrtc_viewers.load(std::sync::atomic::Ordering::Relaxed)))
+        .sum();
+    metrics::gauge!("hls_viewers").set(hls as f64);
+    let start = started().1.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!("process_start_time_seconds").set(start);
+    metrics::gauge!("confcast_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}

@@ -152,6 +152,7 @@ async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>, Ap
     responses((status = 200, description = "Metrics", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("users_online").set(state.hub.online_users() as f64);
+    crate::metrics::on_scrape(&state);
     let body = state.metrics.render();
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response()
 }

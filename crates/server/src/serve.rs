@@ -1,5 +1,5 @@
 //! Running the server: open the data folder, listen (HTTP, or HTTPS with
-//! `--tls-*`), stop cleanly on SIGINT/SIGTERM.
+//! `--tls-*`), drain and stop cleanly on SIGINT/SIGTERM (drain.rs).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use confcast_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::conference::{self, MediaConfig};
@@ -21,6 +22,7 @@ use crate::tls::{self, listener::{TlsListener, WithPeer}};
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    crate::metrics::started();
     let tls_source = args.tls.source()?;
     let node = args.nodes.check().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create data folder {}", args.data.display()))?;
@@ -76,6 +78,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let purger = tokio::spawn(purge_expired(store.clone(), state.clock.clone()));
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let drain_timeout = Duration::from_secs(args.drain_timeout);
     if !args.proxy.trusted_proxy.is_empty() {
         let networks: Vec<String> = args.proxy.trusted_proxy.iter().map(ToString::to_string).collect();
         tracing::info!(trusted_proxies = %networks.join(","), "X-Forwarded-For/-Proto are believed from these networks");
@@ -83,16 +86,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     match tls {
         None => {
             tracing::info!(address = %local, data = %args.data.display(), recordings = %recordings_spec, "confcast is listening on http://{local}/");
-            axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            let server = axum::serve(listener, app(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async { let _ = stopped.await; });
+            run_until_drained(server.into_future(), &state, drain_timeout, stop).await?;
         }
         Some((tls, config)) => {
             let watcher = tls.files.map(|(cert, key)| tokio::spawn(tls::certs::watch(cert, key, tls.resolver.clone())));
             tracing::info!(address = %local, data = %args.data.display(), recordings = %recordings_spec, "confcast is listening on https://{local}/");
-            axum::serve(TlsListener::new(listener, config)?, WithPeer(app(state)))
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            let server = axum::serve(TlsListener::new(listener, config)?, WithPeer(app(state.clone())))
+                .with_graceful_shutdown(async { let _ = stopped.await; });
+            run_until_drained(server.into_future(), &state, drain_timeout, stop).await?;
             if let Some(watcher) = watcher {
                 watcher.abort();
             }
@@ -103,6 +108,37 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves until SIGINT/SIGTERM, then drains (participants told, broadcasts
+/// ended, recordings finished) and stops serving. Connections still open
+/// after the drain time (event streams, idle keep-alives) are cut.
+async fn run_until_drained(
+    server: impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    state: &AppState,
+    timeout: Duration,
+    stop: oneshot::Sender<()>,
+) -> anyhow::Result<()> {
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        result = &mut server => return Ok(result??),
+        () = shutdown_signal() => {}
+    }
+    let started = std::time::Instant::now();
+    tracing::info!(timeout_secs = timeout.as_secs(), "draining");
+    if tokio::time::timeout(timeout, crate::drain::drain(state, timeout)).await.is_err() {
+        tracing::warn!("the drain did not end in time");
+    }
+    let _ = stop.send(());
+    let rest = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+    match tokio::time::timeout(rest, &mut server).await {
+        Ok(result) => Ok(result??),
+        Err(_) => {
+            tracing::info!("closing the connections still open");
+            server.abort();
+            Ok(())
+        }
+    }
 }
 
 async fn purge_expired(store: Store, clock: Clock) {

@@ -41,6 +41,8 @@ const MAX_WHEP_VIEWERS: usize = 2_000;
 
 #[path = "program_link.rs"]
 mod program_link;
+#[path = "media_stats.rs"]
+mod media_stats;
 
 /// Binds the media socket and starts the loop on its own thread.
 ///
@@ -79,6 +81,7 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
         touched: Vec::new(),
         ice_deadlines: BTreeSet::new(),
         outgoing: Vec::new(),
+        stats: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("media".into()).spawn(move || {
@@ -155,6 +158,8 @@ struct Loop {
     ice_deadlines: BTreeSet<(Instant, String, ParticipantId)>,
     /// Datagrams collected from the Rooms, sent in batches.
     outgoing: Vec<confcast_media::room::Datagram>,
+    /// Media metrics (see media_stats.rs).
+    stats: media_stats::MediaStats,
 }
 
 impl Loop {
@@ -197,9 +202,12 @@ impl Loop {
                 }
             };
             let now = Instant::now();
+            let mut bytes = 0;
             for (from, contents) in receiver.datagrams() {
+                bytes += contents.len();
                 self.datagram(Transport::Udp, from, contents, now);
             }
+            media_stats::received(false, count, bytes);
             if count < BATCH {
                 return;
             }
@@ -304,6 +312,7 @@ impl Loop {
             | Command::UplinkOffer { room, .. }
             | Command::UplinkAnswer { room, .. }
             | Command::IngestOffer { room, .. } => room.clone(),
+            Command::Stopping { .. } | Command::Overview { .. } => return self.site_command(command),
         };
         self.touched.push(room);
         match command {
@@ -371,6 +380,7 @@ impl Loop {
             Command::IngestOffer { room, sdp, feed, gone, reply } => {
                 let _ = reply.send(self.ingest_offer(&room, &sdp, feed, gone, now));
             }
+            Command::Stopping { .. } | Command::Overview { .. } => {}
             Command::ProgramKeyframe { room } => {
                 if self.ingest_keyframe(&room, now) {
                     return;
@@ -689,11 +699,19 @@ impl Loop {
         }
         self.flush_ingests(now);
         self.flush_viewers(now);
+        self.stats.maybe_scan(now, &self.rooms, &self.viewers);
         if let Some(tcp) = &self.tcp {
             // ICE-TCP packets go framed onto their connection, the rest by UDP.
-            self.outgoing.retain(|d| d.transport == Transport::Udp || { tcp.send(d.destination, &d.contents); false });
+            let (mut packets, mut bytes) = (0, 0);
+            self.outgoing.retain(|d| d.transport == Transport::Udp || {
+                tcp.send(d.destination, &d.contents);
+                (packets, bytes) = (packets + 1, bytes + d.contents.len());
+                false
+            });
+            media_stats::sent(true, packets, bytes);
         }
         if !self.outgoing.is_empty() {
+            media_stats::sent(false, self.outgoing.len(), self.outgoing.iter().map(|d| d.contents.len()).sum());
             send_all(&self.socket, &self.outgoing).await;
             self.outgoing.clear();
         }
@@ -701,12 +719,50 @@ impl Loop {
 }
 
 impl Loop {
+    /// Commands about the whole node rather than one room.
+    fn site_command(&mut self, command: Command) {
+        match command {
+            Command::Stopping { close, reply } => {
+                let mut told = 0;
+                for live in self.rooms.values() {
+                    for person in live.people.values() {
+                        let message = ServerMessage::Notice {
+                            code: "server_stopping",
+                            message: "The server is restarting or shutting down; this conference ends now. Rejoin in a moment.".to_owned(),
+                        };
+                        if !close && person.outbox.try_send(Outgoing::Message(message)).is_ok() {
+                            told += 1;
+                        }
+                        if close && person.outbox.try_send(Outgoing::Close).is_ok() {
+                            told += 1;
+                        }
+                    }
+                }
+                let _ = reply.send(told);
+            }
+            Command::Overview { reply } => {
+                let rooms = self
+                    .rooms
+                    .iter()
+                    .map(|(id, live)| super::RoomLoad {
+                        room: id.clone(),
+                        participants: live.people.values().map(|p| p.member.username.clone()).collect(),
+                        webrtc_viewers: self.viewers.get(id).map_or(0, Fanout::len),
+                    })
+                    .collect();
+                let _ = reply.send(rooms);
+            }
+            _ => {}
+        }
+    }
+
     /// Connections opened and closed, and the packets they carried.
     fn tcp_event(&mut self, event: ice_tcp::TcpEvent) {
         let Some(tcp) = self.tcp.as_mut() else { return };
         let mut packets = Vec::new();
         tcp.handle(event, &mut packets);
         let now = Instant::now();
+        media_stats::received(true, packets.len(), packets.iter().map(|(_, c)| c.len()).sum());
         for (from, contents) in packets {
             self.datagram(Transport::Tcp, from, &contents, now);
         }

@@ -132,6 +132,22 @@ pub(crate) enum Command {
         gone: oneshot::Sender<()>,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    /// The server is stopping: every participant is told (`notice`
+    /// `server_stopping`), or, with `close`, their conference ends; the
+    /// reply is how many were reached.
+    Stopping { close: bool, reply: oneshot::Sender<usize> },
+    /// Who is in which room now (the operator's overview).
+    Overview { reply: oneshot::Sender<Vec<RoomLoad>> },
+}
+
+/// One room's conference as the operator sees it.
+#[derive(Clone, Debug)]
+pub struct RoomLoad {
+    pub room: String,
+    /// Usernames of the participants present.
+    pub participants: Vec<String>,
+    /// WebRTC (WHEP) viewers of the room's Program.
+    pub webrtc_viewers: usize,
 }
 
 /// Where an on-air room's Program goes.
@@ -280,6 +296,25 @@ impl Conference {
         let command = Command::IngestOffer { room: room.to_owned(), sdp, feed, gone, reply };
         self.commands.send(command).await.map_err(|_| "the media loop has stopped".to_owned())?;
         answer.await.map_err(|_| "the media loop has stopped".to_owned())?
+    }
+
+    /// Tells every participant the server is stopping (or, with `close`,
+    /// ends their conference); how many were reached.
+    pub async fn stopping(&self, close: bool) -> usize {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Stopping { close, reply }).await.is_err() {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
+    }
+
+    /// Every room with a conference now, and who is in it.
+    pub async fn overview(&self) -> Vec<RoomLoad> {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Overview { reply }).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// Asks the Program's source for a keyframe; never waits (called from

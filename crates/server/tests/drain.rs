@@ -1,0 +1,300 @@
+//! Operations on a real `confcast` process: the media metrics during a
+//! conference on air, and the graceful drain on SIGTERM (participants told,
+//! the broadcast ended, its recording finished and playable, exit 0).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::live::*;
+use serde_json::{json, Value};
+use str0m::change::SdpAnswer;
+use str0m::media::Mid;
+use str0m::net::{Protocol, Receive};
+use str0m::{Input, Output};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start(data: &Path, port: u16, run: u32) -> Child {
+    let log = std::fs::File::create(data.join(format!("run{run}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_confcast"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--media-port", "0", "--drain-timeout", "10"])
+        .arg("--data")
+        .arg(data)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// One HTTP/1.1 request (Connection: close); the status and the body.
+async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut payload = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &payload[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        payload = out;
+    }
+    (status, payload)
+}
+
+async fn json_of(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let (status, bytes) = http(addr, method, path, token, body).await;
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn wait_healthy(addr: SocketAddr) {
+    let wait = async {
+        loop {
+            if TcpStream::connect(addr).await.is_ok() && http(addr, "GET", "/healthz", None, None).await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the server starts");
+}
+
+/// Registers `username`; their token and personal room.
+async fn register(addr: SocketAddr, username: &str) -> (String, String) {
+    let (status, registered) = json_of(
+        addr,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        Some(json!({"username": username, "password": "correct horse battery", "display_name": username})),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    (registered["token"].as_str().unwrap().to_owned(), registered["room"]["id"].as_str().unwrap().to_owned())
+}
+
+/// Joins with a peer that will send both camera and microphone; the peer
+/// and its audio mid.
+async fn join_with_audio(socket: &mut Socket) -> (Peer, Mid) {
+    let (mut peer, offer, pending) = Peer::offer().await;
+    let audio = offer.lines().find_map(|l| l.strip_prefix("a=mid:")).unwrap().trim().to_owned();
+    send(socket, json!({"type": "join", "version": 1, "sdp": offer})).await;
+    let joined = expect(socket, "joined").await;
+    let answer = SdpAnswer::from_sdp_string(joined["sdp"].as_str().unwrap()).unwrap();
+    peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    assert!(peer.connect(Duration::from_secs(10)).await, "ICE and DTLS complete");
+    (peer, Mid::from(audio.as_str()))
+}
+
+/// Sends the camera clip (30 fps) and Opus silence (50 packets a second)
+/// for `duration`, while serving the network.
+async fn publish(peer: &mut Peer, audio: Mid, clip: &[Vec<u8>], duration: Duration) {
+    let opus = peer
+        .rtc
+        .codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+        .map(|p| p.pt())
+        .expect("Opus negotiated");
+    let start = Instant::now();
+    let mut next_audio = 0u64;
+    let mut buffer = vec![0u8; 2048];
+    // The camera in slices, the microphone between them.
+    while start.elapsed() < duration {
+        peer.camera(clip, Duration::from_millis(20)).await;
+        while start + Duration::from_millis(next_audio * 20) <= Instant::now() {
+            if let Some(writer) = peer.rtc.writer(audio) {
+                // An Opus frame of 20 ms silence (CELT, fullband).
+                let frame = vec![0xf8, 0xff, 0xfe];
+                writer.write(opus, Instant::now(), str0m::media::MediaTime::new(next_audio * 960, str0m::media::Frequency::FORTY_EIGHT_KHZ), frame).unwrap();
+            }
+            next_audio += 1;
+        }
+        loop {
+            match peer.rtc.poll_output().unwrap() {
+                Output::Timeout(_) => break,
+                Output::Transmit(t) => {
+                    peer.udp.send_to(&t.contents, t.destination).await.unwrap();
+                }
+                Output::Event(_) => {}
+            }
+        }
+        if let Ok(Ok((n, from))) = tokio::time::timeout(Duration::from_millis(1), peer.udp.recv_from(&mut buffer)).await {
+            let input = Input::Receive(
+                Instant::now(),
+                Receive { proto: Protocol::Udp, source: from, destination: peer.local, contents: buffer[..n].try_into().unwrap() },
+            );
+            peer.rtc.handle_input(input).unwrap();
+        }
+    }
+}
+
+/// The value of one series in Prometheus text (`name{labels}`), 0 if absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_metrics_count_a_conference_on_air() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = start(data.path(), port, 1);
+    wait_healthy(addr).await;
+    let (token, room) = register(addr, "mira").await;
+    let clip = h264_clip(data.path(), "green");
+    let mut socket = connect(addr, &room, Some(&token)).await.unwrap();
+    let (mut peer, audio) = join_with_audio(&mut socket).await;
+    let (status, on) =
+        json_of(addr, "PUT", &format!("/api/v1/rooms/{room}/broadcast"), Some(&token), Some(json!({"on": true, "title": "Metrics"}))).await;
+    assert_eq!(status, 200, "{on}");
+    publish(&mut peer, audio, &clip, Duration::from_secs(3)).await;
+    // An HLS viewer: the stable playlist names its session's media playlist.
+    let (status, index) = http(addr, "GET", &format!("/hls/{room}/index.m3u8"), None, None).await;
+    assert_eq!(status, 200);
+    let index = String::from_utf8(index).unwrap();
+    let media = index.lines().find(|l| l.contains("session=")).unwrap().to_owned();
+    let (status, _) = http(addr, "GET", &format!("/hls/{room}/{media}"), None, None).await;
+    assert_eq!(status, 200);
+    publish(&mut peer, audio, &clip, Duration::from_millis(1500)).await;
+
+    let (status, text) = http(addr, "GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    let m = |series: &str| metric(&text, series);
+    assert_eq!(m("conference_rooms"), 1.0, "{text}");
+    assert_eq!(m("conference_participants"), 1.0);
+    assert_eq!(m("conference_published_tracks{kind=\"video\"}"), 1.0, "{text}");
+    assert_eq!(m("conference_published_tracks{kind=\"audio\"}"), 1.0, "{text}");
+    assert_eq!(m("live_broadcasts"), 1.0);
+    assert_eq!(m("hls_viewers"), 1.0, "{text}");
+    assert_eq!(m("whep_viewers"), 0.0);
+    // About 4 s of 30 fps video and 50 audio packets a second came in.
+    let packets_in = m("media_packets_total{direction=\"in\",transport=\"udp\"}");
+    let bytes_in = m("media_bytes_total{direction=\"in\",transport=\"udp\"}");
+    assert!(packets_in > 200.0, "{text}");
+    assert!(bytes_in > packets_in * 20.0, "{text}");
+    assert!(m("media_bytes_total{direction=\"out\",transport=\"udp\"}") > 1000.0, "{text}");
+    assert!(m("media_packets_total{direction=\"out\",transport=\"udp\"}") > 10.0, "{text}");
+    assert_eq!(m("media_bytes_total{direction=\"in\",transport=\"tcp\"}"), 0.0);
+    let audio_in = m("conference_audio_packets_received_total");
+    assert!((100.0..=260.0).contains(&audio_in), "about 50 a second: {text}");
+    assert!(m("conference_audio_packets_lost_total") < 5.0, "loopback loses nothing: {text}");
+    let ticks = m("mixer_ticks_total");
+    assert!(ticks > 100.0, "a tick every 20 ms: {text}");
+    let encodes = m("mixer_encodes_total");
+    assert!(encodes >= 1.0 && encodes <= ticks * 3.0, "{encodes} encodes in {ticks} ticks: {text}");
+    assert!(m("recording_bytes_written_total") > 1000.0, "{text}");
+    assert!(m("process_start_time_seconds") > 1.7e9, "{text}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Stored segment objects of a recording.
+fn stored(folder: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(folder).map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_on_sigterm_finalises_a_recording() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = start(data.path(), port, 1);
+    wait_healthy(addr).await;
+    let (token, room) = register(addr, "tove").await;
+    let clip = h264_clip(data.path(), "blue");
+    let mut socket = connect(addr, &room, Some(&token)).await.unwrap();
+    let (mut peer, audio) = join_with_audio(&mut socket).await;
+    let (status, on) =
+        json_of(addr, "PUT", &format!("/api/v1/rooms/{room}/broadcast"), Some(&token), Some(json!({"on": true, "title": "Drain"}))).await;
+    assert_eq!(status, 200, "{on}");
+    let id = on["broadcast_id"].as_str().unwrap().to_owned();
+    expect(&mut socket, "on_air").await;
+    publish(&mut peer, audio, &clip, Duration::from_secs(5)).await;
+    let folder = data.path().join("recordings").join(&id);
+    assert!(stored(&folder, "seg") >= 1, "segments are stored while on air");
+    assert!(!folder.join("index.m3u8").exists());
+
+    // SIGTERM, mid-broadcast.
+    let stopping = Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let notice = expect(&mut socket, "notice").await;
+    assert_eq!(notice["code"], "server_stopping", "{notice}");
+    let exited = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(15), "the drain is bounded by --drain-timeout");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "exit status {exited:?}");
+    drop(socket);
+    let log = std::fs::read_to_string(data.path().join("run1.log")).unwrap();
+    assert!(log.contains("drained"), "{log}");
+
+    // Finished by the drain itself: the VOD playlist is there before any restart.
+    let playlist = std::fs::read_to_string(folder.join("index.m3u8")).expect("the recording's playlist was written");
+    for tag in ["#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-ENDLIST"] {
+        assert!(playlist.contains(tag), "{tag} missing:\n{playlist}");
+    }
+    assert_eq!(stored(&folder, "part"), 0, "parts are folded into segments");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json"])
+        .arg(folder.join("index.m3u8"))
+        .output()
+        .expect("ffprobe is required for this test (scripts/setup.sh installs it)");
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    let report: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let codecs: Vec<&str> = report["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap()).collect();
+    assert!(codecs.contains(&"h264") && codecs.contains(&"opus"), "{codecs:?}");
+    let duration: f64 = report["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!(duration >= 3.0, "{duration} s");
+
+    // After a restart: the broadcast is over and the recording ready.
+    let mut server = start(data.path(), port, 2);
+    wait_healthy(addr).await;
+    let (_, recording) = json_of(addr, "GET", &format!("/api/v1/recordings/{id}"), None, None).await;
+    assert_eq!(recording["state"], "ready", "{recording}");
+    let (_, live) = json_of(addr, "GET", "/api/v1/live", None, None).await;
+    assert_eq!(live["broadcasts"].as_array().map(Vec::len), Some(0), "{live}");
+    let log = std::fs::read_to_string(data.path().join("run2.log")).unwrap();
+    assert!(!log.contains("ended broadcasts left over"), "the drain ended it: {log}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
