@@ -20,6 +20,38 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Grant, revoke or list the site operator role (the /operator overview).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Make a registered user an operator.
+    Grant {
+        username: String,
+        #[command(flatten)]
+        data: DataFolder,
+    },
+    /// Take the operator role away from a user.
+    Revoke {
+        username: String,
+        #[command(flatten)]
+        data: DataFolder,
+    },
+    /// List the operators.
+    List {
+        #[command(flatten)]
+        data: DataFolder,
+    },
+}
+
+/// The data folder of a server, for commands that change its database.
+#[derive(Args, Debug, Clone)]
+pub struct DataFolder {
+    /// The server's data folder (the one `serve --data` uses).
+    #[arg(long, env = "CONFCAST_DATA", default_value = "./data")]
+    pub data: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,7 +163,7 @@ mod tests {
     fn defaults_and_flags() {
         let serve = |argv: &[&str]| match Cli::try_parse_from(argv).expect("parse").command {
             Command::Serve(args) => args.settings,
-            Command::Config(_) => panic!("not serve"),
+            _ => panic!("not serve"),
         };
         let args = serve(&["confcast", "serve"]);
         assert_eq!(args.listen.to_string(), "127.0.0.1:8080");

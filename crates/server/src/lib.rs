@@ -14,6 +14,7 @@ pub mod forwarded;
 pub mod metrics;
 pub mod nodes;
 pub mod notify;
+pub mod operator;
 pub mod recording;
 pub mod routes;
 pub mod sdp_http;

@@ -1,4 +1,5 @@
-//! `confcast serve`, `confcast config check`: see `confcast --help`.
+//! `confcast serve`, `confcast config check`, `confcast operator`: see
+//! `confcast --help`.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Operator(command) => confcast_server::operator::run(command),
         Command::Serve(serve) => {
             let args = match &serve.config {
                 None => serve.settings,
@@ -66,7 +68,7 @@ fn with_file(argv: &[OsString], file: &std::path::Path) -> Result<ServeArgs, Exi
     let merged = config_file::merge(argv, serve, &settings);
     match parse(&merged).command {
         Command::Serve(serve) => Ok(serve.settings),
-        Command::Config(_) => Err(ExitCode::FAILURE),
+        Command::Config(_) | Command::Operator(_) => Err(ExitCode::FAILURE),
     }
 }
 

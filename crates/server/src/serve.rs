@@ -49,6 +49,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         secure_cookies: tls.is_some(),
         trusted_proxies: TrustedProxies::new(args.proxy.trusted_proxy.clone()),
         turn: args.ice.turn().map_err(anyhow::Error::msg)?,
+        data_dir: Some(args.data.clone()),
         ..Settings::default()
     };
     let media = MediaConfig {

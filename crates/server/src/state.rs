@@ -29,6 +29,8 @@ pub struct Settings {
     pub max_invite_link_secs: i64,
     /// TURN relays handed to logged-in clients (`GET /ice-servers`).
     pub turn: Option<crate::ice::TurnConfig>,
+    /// The data folder (for the operator's disk figures); none in tests.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -41,6 +43,7 @@ impl Default for Settings {
             login_limits: LoginLimits::default(),
             max_invite_link_secs: 30 * 24 * 3600,
             turn: None,
+            data_dir: None,
         }
     }
 }

@@ -56,6 +56,7 @@ const PROMISED: &[(&str, &str)] = &[
     ("get", "/hls/{room}/{broadcast}/{name}"),
     ("get", "/healthz"),
     ("get", "/metrics"),
+    ("get", "/api/v1/operator/overview"),
 ];
 
 #[tokio::test]

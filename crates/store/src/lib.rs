@@ -11,6 +11,7 @@ mod ingest_keys;
 mod invitations;
 mod invite_links;
 mod mirror;
+mod operators;
 mod recordings;
 mod rooms;
 mod secret;

@@ -8,6 +8,7 @@ pub mod invitations;
 pub mod ingest_keys;
 pub mod invite_links;
 pub mod me;
+pub mod operator;
 pub mod rooms;
 pub mod users;
 pub mod views;
