@@ -413,3 +413,24 @@ export function getRecording(id, signal) {
 export async function deleteRecording(id) {
   await request("DELETE", `/recordings/${enc(id)}`);
 }
+
+/**
+ * What a node is doing, for its operators (`GET /operator/overview`).
+ * @typedef {object} OperatorOverview
+ * @property {string} version
+ * @property {"all" | "conference" | "stream"} role
+ * @property {string} started_at RFC 3339
+ * @property {number} uptime_seconds
+ * @property {{id: string, title: string, participants: string[], on_air: boolean}[]} rooms
+ * @property {{room_id: string, broadcast_id: string, title: string, host: UserRef, started_at: string, hls_viewers: number, webrtc_viewers: number}[]} broadcasts
+ * @property {{data_folder_bytes: number | null, available_bytes: number | null, recordings_bytes: number, recordings: number}} disk
+ */
+
+/**
+ * The operator overview (403 `not_operator` for everyone else).
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<OperatorOverview>}
+ */
+export function operatorOverview(signal) {
+  return request("GET", "/operator/overview", undefined, signal);
+}

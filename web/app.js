@@ -26,6 +26,8 @@ const routes = [
   { pattern: "/watch/:room", access: "any", load: () => import("./pages/watch.js") },
   // A past broadcast, with seeking (public, like the broadcast was).
   { pattern: "/replay/:id", access: "any", load: () => import("./pages/replay.js") },
+  // The site operator's overview (the server refuses everyone else).
+  { pattern: "/operator", access: "user", load: () => import("./pages/operator.js") },
 ];
 
 // Installable, with an offline page (web/sw.js). Browsers without service
