@@ -53,7 +53,7 @@ pub struct BroadcastNow {
     pub title: String,
     pub host: UserView,
     pub started_at: String,
-    /// LL-HLS players seen in the last half minute.
+    /// LL-HLS players seen in the last 15 seconds.
     pub hls_viewers: usize,
     /// WebRTC (WHEP) viewers connected.
     pub webrtc_viewers: usize,

@@ -164,6 +164,8 @@ struct Loop {
 
 impl Loop {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        // Every media metric is shown from the start, at zero.
+        media_stats::handles();
         let mut receiver = BatchReceiver::new();
         let sleep = tokio::time::sleep_until(self.next_wake().into());
         tokio::pin!(sleep);

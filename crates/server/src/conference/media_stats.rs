@@ -42,6 +42,12 @@ pub(super) fn handles() -> &'static Handles {
     HANDLES.get_or_init(|| {
         // The recorder must exist before handles are taken from it.
         let _ = crate::metrics::handle();
+        for gauge in ["conference_rooms", "conference_participants", "live_broadcasts"] {
+            metrics::gauge!(gauge).increment(0.0);
+        }
+        for counter in ["whep_sessions_total", "program_units_dropped_total", "recording_bytes_written_total"] {
+            metrics::counter!(counter).increment(0);
+        }
         let bytes = |direction: &'static str, transport: &'static str| {
             metrics::counter!("media_bytes_total", "direction" => direction, "transport" => transport)
         };
