@@ -81,6 +81,7 @@
  * @typedef {object} Me
  * @property {UserRef} user
  * @property {RoomSummary[]} rooms
+ * @property {boolean} operator may open the operator overview (/operator)
  */
 
 /**

@@ -83,6 +83,7 @@ function drawAccount(me) {
   if (me) {
     replace(
       account,
+      me.operator ? h("a", { href: "/operator" }, "Operator") : null,
       h("span", { class: "signed-in" }, h("span", { class: "signed-in-label" }, "Signed in as "), userName(me.user)),
       h("button", { type: "button", class: "secondary", onclick: () => void logOut() }, "Log out"),
     );

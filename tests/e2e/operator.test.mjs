@@ -96,6 +96,7 @@ test("an operator sees rooms, participants and broadcasts; others are refused", 
   await refusedPage.getByText("Only the site's operators can see this page.").waitFor();
   assert.equal(await refusedPage.locator("section.operator").getAttribute("data-state"), "refused");
   assert.equal(await refusedPage.getByRole("table").count(), 0);
+  assert.equal(await refusedPage.locator("#account").getByRole("link", { name: "Operator" }).count(), 0);
   const refused = await hostContext.request.get("/api/v1/operator/overview");
   assert.equal(refused.status(), 403);
   assert.equal((await refused.json()).error.code, "not_operator");
@@ -114,6 +115,8 @@ test("an operator sees rooms, participants and broadcasts; others are refused", 
   assert.equal((await fetch(`${server.baseUrl}/hls/${room.id}/${mediaPlaylist}`)).status, 200);
 
   await operatorPage.goto("/operator");
+  // Operators find the page from the account bar.
+  await operatorPage.locator("#account").getByRole("link", { name: "Operator" }).waitFor();
   const rooms = operatorPage.locator("[data-table=rooms]");
   const roomRow = rooms.getByRole("row").filter({ hasText: room.title });
   await roomRow.waitFor();

@@ -15,14 +15,17 @@ use confcast_store::Store;
 async fn the_overview_is_for_operators_only() {
     let app = test_app().await;
     let (ada, _) = app.register("ada").await;
-    let (bo, _) = app.register("bob").await;
+    let (bob, _) = app.register("bob").await;
     let anonymous = app.call(Method::GET, "/api/v1/operator/overview", None, None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", anonymous.text);
-    let refused = app.get("/api/v1/operator/overview", &bo).await;
+    let refused = app.get("/api/v1/operator/overview", &bob).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
     assert_eq!(refused.code(), "not_operator");
 
+    assert_eq!(app.get("/api/v1/me", &ada).await.body["operator"], false);
     assert!(app.state.store.set_operator("ada", true).await.unwrap());
+    assert_eq!(app.get("/api/v1/me", &ada).await.body["operator"], true, "the client shows operators the way to the page");
+    assert_eq!(app.get("/api/v1/me", &bob).await.body["operator"], false);
     let overview = app.get("/api/v1/operator/overview", &ada).await;
     assert_eq!(overview.status, StatusCode::OK, "{}", overview.text);
     let body = &overview.body;
@@ -33,7 +36,7 @@ async fn the_overview_is_for_operators_only() {
     assert_eq!(body["broadcasts"], serde_json::json!([]));
     assert_eq!(body["disk"]["recordings"], 0);
     // Still refused to the other user, and refused again once revoked.
-    assert_eq!(app.get("/api/v1/operator/overview", &bo).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/v1/operator/overview", &bob).await.status, StatusCode::FORBIDDEN);
     app.state.store.set_operator("ada", false).await.unwrap();
     assert_eq!(app.get("/api/v1/operator/overview", &ada).await.status, StatusCode::FORBIDDEN);
 }

@@ -14,6 +14,8 @@ pub struct MeResponse {
     pub user: UserView,
     /// Every room the user belongs to, personal room first.
     pub rooms: Vec<RoomSummaryView>,
+    /// Whether the user may open the operator overview.
+    pub operator: bool,
 }
 
 /// Who am I, and which rooms am I in?
@@ -23,5 +25,6 @@ pub struct MeResponse {
         (status = 401, description = "Not logged in", body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, me: CurrentUser) -> Result<Json<MeResponse>, ApiError> {
     let rooms = state.store.rooms_of(me.user.id).await?;
-    Ok(Json(MeResponse { user: (&me.user).into(), rooms: rooms.into_iter().map(Into::into).collect() }))
+    let operator = state.store.is_operator(me.user.id).await?;
+    Ok(Json(MeResponse { user: (&me.user).into(), rooms: rooms.into_iter().map(Into::into).collect(), operator }))
 }
