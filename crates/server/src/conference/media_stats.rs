@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use confcast_media::fanout::Fanout;
+use confcast_media::ParticipantId;
 use confcast_mixer::SourceId;
 use metrics::{Counter, Gauge};
 
@@ -133,7 +134,7 @@ impl MediaStats {
             h.encodes.increment(stats.encodes.saturating_sub(seen.encodes));
             (seen.ticks, seen.ticks_skipped, seen.encodes) = (stats.ticks, stats.ticks_skipped, stats.encodes);
             let selection = live.room.router().selection();
-            seen.sources.retain(|source, _| live.people.keys().any(|p| p.0 == *source));
+            seen.sources.retain(|source, _| live.people.contains_key(&ParticipantId(*source)));
             for participant in live.people.keys() {
                 if selection.video_of(*participant).is_some() {
                     video += 1;
