@@ -247,7 +247,12 @@ async fn drain_on_sigterm_finalises_a_recording() {
     expect(&mut socket, "on_air").await;
     publish(&mut peer, audio, &clip, Duration::from_secs(5)).await;
     let folder = data.path().join("recordings").join(&id);
-    assert!(stored(&folder, "seg") >= 1, "segments are stored while on air");
+    let written = async {
+        while stored(&folder, "seg") < 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), written).await.expect("segments are stored while on air");
     assert!(!folder.join("index.m3u8").exists());
 
     // SIGTERM, mid-broadcast.
