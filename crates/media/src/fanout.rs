@@ -19,7 +19,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Receive;
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::rtp::{Extension, ExtensionMap, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use crate::keyframe::{Codec, FrameInspector};
@@ -168,7 +168,7 @@ impl Fanout {
         }
         let offer_text = offer;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
-        let mut config = RtcConfig::new();
+        let mut config = RtcConfig::new().set_extension_map(viewer_extensions());
         if let Some(cert) = dtls_cert() {
             config = config.set_dtls_cert(cert);
         }
@@ -346,8 +346,19 @@ impl Fanout {
         true
     }
 
-    /// Sends one unit of the Program to every connected viewer.
+    /// Sends one unit of the Program to every connected viewer:
+    /// [`write`](Self::write) then [`send_written`](Self::send_written).
     pub fn push(&mut self, media: &ProgramMedia, now: Instant) {
+        self.write(media, now);
+        self.send_written(now);
+    }
+
+    /// Writes one unit of the Program to every connected viewer's stream;
+    /// nothing leaves until [`send_written`](Self::send_written). Writing
+    /// all the units at hand (a video frame is several) and then sending
+    /// them drains each viewer's `Rtc` once for the lot instead of once per
+    /// unit.
+    pub fn write(&mut self, media: &ProgramMedia, now: Instant) {
         match media {
             ProgramMedia::Video { header, codec, payload } => {
                 let inspector = self.inspector.get_or_insert_with(|| FrameInspector::new(*codec));
@@ -360,13 +371,14 @@ impl Fanout {
                 // One shared copy of the payload for every viewer (and for
                 // their retransmission caches), not one per viewer.
                 let mut shared: Option<Arc<[u8]>> = None;
-                let mut written = Vec::new();
+                let mut waiting = false;
                 for (id, viewer) in &mut self.viewers {
                     if !viewer.connected {
                         continue;
                     }
                     if !viewer.started {
                         if !keyframe_start {
+                            waiting = true;
                             continue;
                         }
                         viewer.started = true;
@@ -385,18 +397,13 @@ impl Fanout {
                     let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
                     let payload = shared.get_or_insert_with(|| Arc::from(payload.as_slice())).clone();
                     stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload).marker(header.marker).nackable(true));
-                    viewer.pending_send = true;
-                    written.push(*id);
+                    mark_written(viewer, *id, &mut self.dirty);
                 }
-                for id in written {
-                    self.touch(id);
-                }
-                if self.viewers.values().any(|v| v.connected && !v.started) {
+                if waiting {
                     self.keyframe_wanted = true;
                 }
             }
             ProgramMedia::Audio { rtp_timestamp, payload } => {
-                let mut written = Vec::new();
                 for (id, viewer) in &mut self.viewers {
                     let (true, Some(mid), Some(pt)) = (viewer.connected, viewer.audio_mid, viewer.audio_pt) else { continue };
                     viewer.audio_seq += 1;
@@ -404,14 +411,17 @@ impl Fanout {
                     let mut api = viewer.rtc.direct_api();
                     let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
                     stream.write_rtp(RtpWrite::new(pt, viewer.audio_seq.into(), timestamp, now, payload.clone()).nackable(false));
-                    viewer.pending_send = true;
-                    written.push(*id);
-                }
-                for id in written {
-                    self.touch(id);
+                    mark_written(viewer, *id, &mut self.dirty);
                 }
             }
         }
+    }
+
+    /// Sends what [`write`](Self::write) wrote: each viewer written to gets
+    /// one Timeout input (str0m releases written packets on a Timeout) and
+    /// is drained, so the packets are ready in
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn send_written(&mut self, now: Instant) {
         self.pump(now);
     }
 
@@ -511,6 +521,30 @@ impl Fanout {
                 }
             }
         }
+    }
+}
+
+/// The RTP header extensions a viewer may negotiate: str0m's standard set
+/// without the two that only serve the receiver's bandwidth estimation
+/// (transport-wide sequence numbers and absolute send time). Nothing here
+/// adapts to a viewer's bandwidth (the Program is forwarded as it is), and
+/// with transport-cc a viewer sends feedback many times a second that would
+/// be received, decrypted and matched against every packet sent to it.
+fn viewer_extensions() -> ExtensionMap {
+    let mut extensions = ExtensionMap::empty();
+    for (id, extension) in ExtensionMap::standard().iter() {
+        if !matches!(extension, Extension::TransportSequenceNumber | Extension::AbsoluteSendTime) {
+            extensions.set(id, extension.clone());
+        }
+    }
+    extensions
+}
+
+/// A viewer was written to: it needs a Timeout input and draining.
+fn mark_written(viewer: &mut Viewer, id: ViewerId, dirty: &mut Vec<ViewerId>) {
+    viewer.pending_send = true;
+    if !std::mem::replace(&mut viewer.dirty, true) {
+        dirty.push(id);
     }
 }
 

@@ -685,7 +685,7 @@ impl Loop {
                 let mut fanout = self.viewers.get_mut(room_id).filter(|f| !f.is_empty());
                 while let Some(media) = live.room.poll_program() {
                     if let Some(fanout) = fanout.as_mut() {
-                        fanout.push(&media, now);
+                        fanout.write(&media, now);
                     }
                     // A slow packager loses units (counted); the room never waits.
                     if let Some(sink) = sink
@@ -693,6 +693,10 @@ impl Loop {
                     {
                         metrics::counter!("program_units_dropped_total").increment(1);
                     }
+                }
+                // Each viewer is drained once for all the units written.
+                if let Some(fanout) = fanout {
+                    fanout.send_written(now);
                 }
             }
             while let Some(datagram) = live.room.poll_transmit() {

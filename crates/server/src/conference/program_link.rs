@@ -123,13 +123,16 @@ impl Loop {
             let mut fanout = self.viewers.get_mut(room).filter(|f| !f.is_empty());
             while let Some(media) = ingest.ingest.poll_program() {
                 if let Some(fanout) = fanout.as_mut() {
-                    fanout.push(&media, now);
+                    fanout.write(&media, now);
                 }
                 if let Some(sink) = feed.and_then(|feed| feed.sink.as_ref())
                     && sink.try_send(media).is_err()
                 {
                     metrics::counter!("program_units_dropped_total").increment(1);
                 }
+            }
+            if let Some(fanout) = fanout {
+                fanout.send_written(now);
             }
             while let Some(event) = ingest.ingest.poll_event() {
                 match event {
