@@ -25,6 +25,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 use crate::keyframe::{Codec, FrameInspector};
 use crate::netem::SeededRng;
 use crate::room::{dtls_cert, host_candidates, local_for, send_pt, Datagram, ProgramMedia, Transport};
+use crate::rtp::RtpHeader;
 use crate::seq::SeqUnwrapper;
 
 /// Identifies one viewer within a [`Fanout`].
@@ -75,6 +76,11 @@ pub enum FanoutEvent {
 /// Keyframe requests for the Program source, at most this often: many
 /// viewers joining at once must not flood the camera with PLIs.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+/// A video frame's packets are held until its last one (marker bit, or
+/// the next frame's first) and then written to every viewer at once, so each
+/// viewer is drained once per frame rather than once per packet; a frame
+/// cannot be decoded before its last packet anyway. Held at most this long.
+const FRAME_HOLD: Duration = Duration::from_millis(20);
 /// A viewer whose ICE and DTLS are not up by then is given up
 /// (`FanoutEvent::Disconnected`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -123,6 +129,9 @@ pub struct Fanout {
     /// A viewer waits for a keyframe (or asked for one by PLI).
     keyframe_wanted: bool,
     last_keyframe_request: Option<Instant>,
+    /// The current frame's video packets, until its last ([`FRAME_HOLD`]).
+    held: Vec<(RtpHeader, Codec, Arc<[u8]>)>,
+    held_since: Option<Instant>,
 }
 
 impl Fanout {
@@ -143,6 +152,8 @@ impl Fanout {
             events: VecDeque::new(),
             keyframe_wanted: false,
             last_keyframe_request: None,
+            held: Vec::new(),
+            held_since: None,
         }
     }
 
@@ -355,53 +366,25 @@ impl Fanout {
 
     /// Writes one unit of the Program to every connected viewer's stream;
     /// nothing leaves until [`send_written`](Self::send_written). Writing
-    /// all the units at hand (a video frame is several) and then sending
-    /// them drains each viewer's `Rtc` once for the lot instead of once per
-    /// unit.
+    /// all the units at hand and then sending them drains each viewer's
+    /// `Rtc` once for the lot instead of once per unit. A video packet that
+    /// does not end its frame is held until the one that does (at most
+    /// [`FRAME_HOLD`]; see [`poll_timeout`](Self::poll_timeout)).
     pub fn write(&mut self, media: &ProgramMedia, now: Instant) {
         match media {
             ProgramMedia::Video { header, codec, payload } => {
-                let inspector = self.inspector.get_or_insert_with(|| FrameInspector::new(*codec));
-                if inspector.codec() != *codec {
-                    *inspector = FrameInspector::new(*codec);
+                if self.held.first().is_some_and(|(held, held_codec, _)| held.timestamp != header.timestamp || held_codec != codec) {
+                    // The frame before lost its last packet on the way in.
+                    self.release_held(now);
                 }
-                let keyframe_start = inspector
-                    .inspect(header.sequence_number, header.timestamp, payload)
-                    .is_ok_and(|info| info.keyframe_start);
-                // One shared copy of the payload for every viewer (and for
-                // their retransmission caches), not one per viewer.
-                let mut shared: Option<Arc<[u8]>> = None;
-                let mut waiting = false;
-                for (id, viewer) in &mut self.viewers {
-                    if !viewer.connected {
-                        continue;
-                    }
-                    if !viewer.started {
-                        if !keyframe_start {
-                            waiting = true;
-                            continue;
-                        }
-                        viewer.started = true;
-                    }
-                    let (Some(mid), Some(pt)) = (viewer.video_mid, match codec {
-                        Codec::H264 => viewer.h264_pt,
-                        Codec::Vp8 => viewer.vp8_pt,
-                    }) else {
-                        continue;
-                    };
-                    let seq16 = header.sequence_number.wrapping_add(viewer.video_seq_offset);
-                    // The unwrapper starts one cycle in; SRTP wants the first ROC to be 0.
-                    let seq: SeqNo = viewer.video_seq.unwrap(u64::from(seq16)).saturating_sub(1 << 16).into();
-                    let timestamp = header.timestamp.wrapping_add(viewer.video_ts_offset);
-                    let mut api = viewer.rtc.direct_api();
-                    let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
-                    let payload = shared.get_or_insert_with(|| Arc::from(payload.as_slice())).clone();
-                    stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload).marker(header.marker).nackable(true));
-                    mark_written(viewer, *id, &mut self.dirty);
+                let payload: Arc<[u8]> = Arc::from(payload.as_slice());
+                if !header.marker {
+                    self.held.push((*header, *codec, payload));
+                    self.held_since.get_or_insert(now);
+                    return;
                 }
-                if waiting {
-                    self.keyframe_wanted = true;
-                }
+                self.release_held(now);
+                self.write_video(header, *codec, payload, now);
             }
             ProgramMedia::Audio { rtp_timestamp, payload } => {
                 for (id, viewer) in &mut self.viewers {
@@ -414,6 +397,57 @@ impl Fanout {
                     mark_written(viewer, *id, &mut self.dirty);
                 }
             }
+        }
+    }
+
+    /// Writes the held video packets.
+    fn release_held(&mut self, now: Instant) {
+        self.held_since = None;
+        for (header, codec, payload) in std::mem::take(&mut self.held) {
+            self.write_video(&header, codec, payload, now);
+        }
+    }
+
+    /// Writes one video packet to every connected viewer that has started
+    /// (or starts now, at a keyframe). The payload is shared by every
+    /// viewer and their retransmission caches, not copied per viewer.
+    fn write_video(&mut self, header: &RtpHeader, codec: Codec, payload: Arc<[u8]>, now: Instant) {
+        let inspector = self.inspector.get_or_insert_with(|| FrameInspector::new(codec));
+        if inspector.codec() != codec {
+            *inspector = FrameInspector::new(codec);
+        }
+        let keyframe_start = inspector
+            .inspect(header.sequence_number, header.timestamp, &payload)
+            .is_ok_and(|info| info.keyframe_start);
+        let mut waiting = false;
+        for (id, viewer) in &mut self.viewers {
+            if !viewer.connected {
+                continue;
+            }
+            if !viewer.started {
+                if !keyframe_start {
+                    waiting = true;
+                    continue;
+                }
+                viewer.started = true;
+            }
+            let (Some(mid), Some(pt)) = (viewer.video_mid, match codec {
+                Codec::H264 => viewer.h264_pt,
+                Codec::Vp8 => viewer.vp8_pt,
+            }) else {
+                continue;
+            };
+            let seq16 = header.sequence_number.wrapping_add(viewer.video_seq_offset);
+            // The unwrapper starts one cycle in; SRTP wants the first ROC to be 0.
+            let seq: SeqNo = viewer.video_seq.unwrap(u64::from(seq16)).saturating_sub(1 << 16).into();
+            let timestamp = header.timestamp.wrapping_add(viewer.video_ts_offset);
+            let mut api = viewer.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
+            stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload.clone()).marker(header.marker).nackable(true));
+            mark_written(viewer, *id, &mut self.dirty);
+        }
+        if waiting {
+            self.keyframe_wanted = true;
         }
     }
 
@@ -440,6 +474,9 @@ impl Fanout {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.held_since.is_some_and(|since| since + FRAME_HOLD <= now) {
+            self.release_held(now);
+        }
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -458,7 +495,8 @@ impl Fanout {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let held = self.held_since.map(|since| since + FRAME_HOLD);
+        self.timers.peek().map(|Reverse((at, _))| *at).into_iter().chain(held).min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Datagram> {

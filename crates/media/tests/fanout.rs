@@ -11,8 +11,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Input, Rtc};
 
 use confcast_media::fanout::{Fanout, FanoutError, FanoutEvent, ViewerId};
-use confcast_media::room::{Datagram, Room};
-use confcast_media::{ParticipantId, Receiver, Role, RouterConfig};
+use confcast_media::room::{Datagram, ProgramMedia, Room};
+use confcast_media::{Codec, ParticipantId, Receiver, Role, RouterConfig, RtpHeader};
 use confcast_mixer::MixerConfig;
 
 #[path = "support/program_peer.rs"]
@@ -229,6 +229,34 @@ fn lost_video_is_retransmitted() {
     let other = w.viewer(2).frames();
     assert!(other.windows(2).all(|p| p[1].0 == p[0].0 + 1), "viewer 2 lost nothing");
     assert!(other.len() >= frames.len(), "the other viewer is not held back");
+}
+
+#[test]
+fn a_frame_is_held_until_its_last_packet_or_not_long() {
+    let t0 = Instant::now();
+    let mut fanout = Fanout::new("127.0.0.1:41000".parse().expect("addr"), 1, 1);
+    let unit = |sequence_number: u16, timestamp: u32, marker: bool| ProgramMedia::Video {
+        header: RtpHeader { payload_type: 96, marker, sequence_number, timestamp, ssrc: 1 },
+        codec: Codec::H264,
+        payload: vec![0x41, 0x9a, 0x00],
+    };
+    assert_eq!(fanout.poll_timeout(), None);
+    fanout.push(&unit(1, 3000, false), t0);
+    let t1 = t0 + Duration::from_millis(5);
+    fanout.push(&unit(2, 3000, false), t1);
+    // Held from the first packet on, at most 20 ms.
+    assert_eq!(fanout.poll_timeout(), Some(t0 + Duration::from_millis(20)));
+    fanout.push(&unit(3, 3000, true), t1);
+    assert_eq!(fanout.poll_timeout(), None, "the frame's last packet releases it");
+    // A frame whose last packet never comes goes out after the hold.
+    fanout.push(&unit(4, 6000, false), t1);
+    let due = fanout.poll_timeout().expect("held");
+    fanout.handle_timeout(due);
+    assert_eq!(fanout.poll_timeout(), None);
+    // ... or when the next frame begins.
+    fanout.push(&unit(5, 9000, false), due);
+    fanout.push(&unit(6, 12000, false), due + Duration::from_millis(15));
+    assert_eq!(fanout.poll_timeout(), Some(due + Duration::from_millis(35)));
 }
 
 #[test]
