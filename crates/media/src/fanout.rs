@@ -195,27 +195,7 @@ impl Fanout {
             rtc.add_local_candidate(candidate);
         }
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
-        let mut viewer = Viewer {
-            rtc,
-            timeout: now,
-            dirty: false,
-            pending_send: false,
-            connected: false,
-            connect_by: now + CONNECT_TIMEOUT,
-            given_up: false,
-            video_mid: None,
-            audio_mid: None,
-            h264_pt: None,
-            vp8_pt: None,
-            audio_pt: None,
-            started: false,
-            video_seq: SeqUnwrapper::new(),
-            video_seq_offset: self.rng.next_u64() as u16,
-            video_ts_offset: self.rng.next_u64() as u32,
-            audio_seq: u64::from(self.rng.next_u64() as u16),
-            audio_ts_offset: self.rng.next_u64() as u32,
-            pending: None,
-        };
+        let mut viewer = self.new_viewer(rtc, None, now);
         // str0m reports m-lines (MediaAdded) only once connected; the
         // offer's own a=mid lines name them now, and str0m's view of each
         // (kind, our direction) decides.
@@ -244,11 +224,42 @@ impl Fanout {
         if viewer.audio_pt.is_none() {
             return Err(FanoutError::Unsuitable("no audio codec in common (Opus)"));
         }
+        self.admit(id, viewer, now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// A viewer (or uplink) around `rtc`, with its own random sequence and
+    /// timestamp starts; not connected yet.
+    fn new_viewer(&mut self, rtc: Rtc, pending: Option<SdpPendingOffer>, now: Instant) -> Viewer {
+        Viewer {
+            rtc,
+            timeout: now,
+            dirty: false,
+            pending_send: false,
+            connected: false,
+            connect_by: now + CONNECT_TIMEOUT,
+            given_up: false,
+            video_mid: None,
+            audio_mid: None,
+            h264_pt: None,
+            vp8_pt: None,
+            audio_pt: None,
+            started: false,
+            video_seq: SeqUnwrapper::new(),
+            video_seq_offset: self.rng.next_u64() as u16,
+            video_ts_offset: self.rng.next_u64() as u32,
+            audio_seq: u64::from(self.rng.next_u64() as u16),
+            audio_ts_offset: self.rng.next_u64() as u32,
+            pending,
+        }
+    }
+
+    /// Starts driving a new viewer: its connect deadline, its first output.
+    fn admit(&mut self, id: ViewerId, viewer: Viewer, now: Instant) {
         self.viewers.insert(id, viewer);
         self.timers.push(Reverse((now + CONNECT_TIMEOUT, id)));
         self.touch(id);
         self.pump(now);
-        Ok(answer.to_sdp_string())
     }
 
     /// Adds an uplink: the Program pushed to a stream node (as a WHIP
@@ -268,31 +279,10 @@ impl Fanout {
         let video_mid = changes.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
         let audio_mid = changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, pending) = changes.apply().ok_or(FanoutError::Unsuitable("nothing to offer"))?;
-        let viewer = Viewer {
-            rtc,
-            timeout: now,
-            dirty: false,
-            pending_send: false,
-            connected: false,
-            connect_by: now + CONNECT_TIMEOUT,
-            given_up: false,
-            video_mid: Some(video_mid),
-            audio_mid: Some(audio_mid),
-            h264_pt: None,
-            vp8_pt: None,
-            audio_pt: None,
-            started: false,
-            video_seq: SeqUnwrapper::new(),
-            video_seq_offset: self.rng.next_u64() as u16,
-            video_ts_offset: self.rng.next_u64() as u32,
-            audio_seq: u64::from(self.rng.next_u64() as u16),
-            audio_ts_offset: self.rng.next_u64() as u32,
-            pending: Some(pending),
-        };
-        self.viewers.insert(id, viewer);
-        self.timers.push(Reverse((now + CONNECT_TIMEOUT, id)));
-        self.touch(id);
-        self.pump(now);
+        let mut viewer = self.new_viewer(rtc, Some(pending), now);
+        viewer.video_mid = Some(video_mid);
+        viewer.audio_mid = Some(audio_mid);
+        self.admit(id, viewer, now);
         Ok(offer.to_sdp_string())
     }
 
