@@ -7,88 +7,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::live::*;
+use common::process::*;
 use serde_json::{json, Value};
 use str0m::change::SdpAnswer;
 use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
 use str0m::{Input, Output};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(data: &Path, port: u16, run: u32) -> Child {
-    let log = std::fs::File::create(data.join(format!("run{run}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_confcast"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--media-port", "0", "--drain-timeout", "10"])
-        .arg("--data")
-        .arg(data)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-/// One HTTP/1.1 request (Connection: close); the status and the body.
-async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    if !body.is_empty() {
-        request.push_str("Content-Type: application/json\r\n");
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut payload = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        let mut out = Vec::new();
-        let mut rest = &payload[..];
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
-            rest = &rest[line_end + 2 + size + 2..];
-        }
-        payload = out;
-    }
-    (status, payload)
-}
-
-async fn json_of(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let (status, bytes) = http(addr, method, path, token, body).await;
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn wait_healthy(addr: SocketAddr) {
-    let wait = async {
-        loop {
-            if TcpStream::connect(addr).await.is_ok() && http(addr, "GET", "/healthz", None, None).await.0 == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the server starts");
-}
 
 /// Registers `username`; their token and personal room.
 async fn register(addr: SocketAddr, username: &str) -> (String, String) {
@@ -173,7 +101,7 @@ async fn media_metrics_count_a_conference_on_air() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut server = start(data.path(), port, 1);
+    let mut server = start(data.path(), port, 1, &["--drain-timeout", "10"]);
     wait_healthy(addr).await;
     let (token, room) = register(addr, "mira").await;
     let clip = h264_clip(data.path(), "green");
@@ -224,17 +152,12 @@ async fn media_metrics_count_a_conference_on_air() {
     server.wait().unwrap();
 }
 
-/// Stored segment objects of a recording.
-fn stored(folder: &Path, prefix: &str) -> usize {
-    std::fs::read_dir(folder).map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).count()).unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_on_sigterm_finalises_a_recording() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut server = start(data.path(), port, 1);
+    let mut server = start(data.path(), port, 1, &["--drain-timeout", "10"]);
     wait_healthy(addr).await;
     let (token, room) = register(addr, "tove").await;
     let clip = h264_clip(data.path(), "blue");
@@ -292,7 +215,7 @@ async fn drain_on_sigterm_finalises_a_recording() {
     assert!(duration >= 3.0, "{duration} s");
 
     // After a restart: the broadcast is over and the recording ready.
-    let mut server = start(data.path(), port, 2);
+    let mut server = start(data.path(), port, 2, &["--drain-timeout", "10"]);
     wait_healthy(addr).await;
     let (_, recording) = json_of(addr, "GET", &format!("/api/v1/recordings/{id}"), None, None).await;
     assert_eq!(recording["state"], "ready", "{recording}");
