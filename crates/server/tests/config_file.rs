@@ -5,24 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn confcast() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_confcast"));
-    // Only what each test sets.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CONFCAST_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+use common::process::{confcast, free_port};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Whether something answers /healthz on `port` within a few seconds.
 fn answers(port: u16) -> bool {

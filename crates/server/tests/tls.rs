@@ -5,30 +5,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::process::{confcast, free_port};
+
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-fn confcast() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_confcast"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CONFCAST_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A certificate for 127.0.0.1 and its key, as PEM.
 fn pair() -> (String, String) {

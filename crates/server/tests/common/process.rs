@@ -10,6 +10,18 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+/// The `confcast` binary with no `CONFCAST_*` variable inherited: only what
+/// each test sets.
+pub fn confcast() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_confcast"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CONFCAST_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// A free loopback port (a tiny race with other tests is acceptable here).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -20,7 +32,7 @@ pub fn free_port() -> u16 {
 /// in the data folder.
 pub fn start(data: &Path, port: u16, run: u32, extra: &[&str]) -> Child {
     let log = std::fs::File::create(data.join(format!("run{run}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_confcast"))
+    confcast()
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--media-port", "0"])
         .args(extra)
         .arg("--data")
