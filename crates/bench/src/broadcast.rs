@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::conference::{join, machine_busy, median, mib, register, Joined, Plan, Signalling};
 use crate::h264_clip::Clip;
 use crate::peer::{Command, Engine};
-use crate::process::{own_cpu_time, request, Server};
+use crate::process::{load_average, own_cpu_time, request, Server};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,7 +54,7 @@ async fn measure(server: &Server, length: Duration) -> anyhow::Result<Window> {
         server_cpu: server.cpu_time()?.saturating_sub(cpu0).as_secs_f64() / secs,
         own_cpu: own_cpu_time()?.saturating_sub(own0).as_secs_f64() / secs,
         machine_busy: machine_busy().saturating_sub(busy0).as_secs_f64() / secs,
-        load_average: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_average: load_average(),
     })
 }
 

@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::h264_clip::Clip;
-use crate::peer::{Command, Engine, Peer, PeerCounters, Snapshot};
-use crate::process::{own_cpu_time, request, Server};
+use crate::peer::{received, Command, Engine, Peer, PeerCounters, Snapshot};
+use crate::process::{load_average, record_profile, own_cpu_time, request, Server};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -493,20 +493,7 @@ async fn measure(
     let cpu0 = server.cpu_time()?;
     let own0 = own_cpu_time()?;
     let t0 = Instant::now();
-    let perf = match perf_output {
-        Some(file) => Some(
-            tokio::process::Command::new("perf")
-                .args(["record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384", "-p"])
-                .arg(server.pid().to_string())
-                .arg("-o")
-                .arg(file)
-                .args(["--", "sleep"])
-                .arg(length.as_secs().to_string())
-                .spawn()
-                .context("cannot start perf")?,
-        ),
-        None => None,
-    };
+    let perf = perf_output.map(|file| record_profile(server, file, length)).transpose()?;
     tokio::time::sleep(length).await;
     let elapsed = t0.elapsed();
     let server_cpu = server.cpu_time()?.saturating_sub(cpu0);
@@ -527,7 +514,7 @@ async fn measure(
         server_udp_drops: drops_after.0.saturating_sub(drops_before.0),
         client_udp_drops: drops_after.1.saturating_sub(drops_before.1),
         machine_busy: busy,
-        load_average: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_average: load_average(),
     })
 }
 
@@ -551,34 +538,6 @@ pub(crate) fn udp_drops(media_port: u16) -> (u64, u64) {
     (server, others)
 }
 
-/// Per-receiver figures over a window.
-struct Received {
-    video_kbps: f64,
-    audio_pps: f64,
-    lost: u64,
-    expected: u64,
-}
-
-fn received(start: &[PeerCounters], end: &[PeerCounters], secs: f64) -> Vec<Received> {
-    end.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let s = start.get(i).cloned().unwrap_or_default();
-            let packets = e.video_packets - s.video_packets;
-            let expected = match (s.video_seq_max, e.video_seq_max) {
-                (Some(a), Some(b)) => b - a,
-                (None, Some(_)) => packets,
-                _ => 0,
-            };
-            Received {
-                video_kbps: (e.video_bytes - s.video_bytes) as f64 * 8.0 / secs / 1000.0,
-                audio_pps: (e.audio_packets - s.audio_packets) as f64 / secs,
-                lost: expected.saturating_sub(packets),
-                expected,
-            }
-        })
-        .collect()
-}
 
 fn sum<F: Fn(&PeerCounters) -> u64>(w: &Window, f: F) -> u64 {
     let a: u64 = w.start.peers.iter().map(&f).sum();

@@ -645,3 +645,33 @@ fn handle_event(peer: &mut Peer, shared: &mut Shared, event: Event, now: Instant
         _ => {}
     }
 }
+
+/// One receiving peer's figures over a measuring window.
+pub struct Received {
+    pub video_kbps: f64,
+    pub audio_pps: f64,
+    pub lost: u64,
+    pub expected: u64,
+}
+
+/// Each peer's figures between two snapshots `secs` apart.
+pub fn received(start: &[PeerCounters], end: &[PeerCounters], secs: f64) -> Vec<Received> {
+    end.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let s = start.get(i).cloned().unwrap_or_default();
+            let packets = e.video_packets - s.video_packets;
+            let expected = match (s.video_seq_max, e.video_seq_max) {
+                (Some(a), Some(b)) => b - a,
+                (None, Some(_)) => packets,
+                _ => 0,
+            };
+            Received {
+                video_kbps: (e.video_bytes - s.video_bytes) as f64 * 8.0 / secs / 1000.0,
+                audio_pps: (e.audio_packets - s.audio_packets) as f64 / secs,
+                lost: expected.saturating_sub(packets),
+                expected,
+            }
+        })
+        .collect()
+}

@@ -162,3 +162,21 @@ pub async fn register(addr: SocketAddr, username: &str) -> anyhow::Result<String
     }
     Ok(reply["token"].as_str().context("no token")?.to_owned())
 }
+
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Starts `perf record` on the server for `length` (call graphs into `file`).
+pub fn record_profile(server: &Server, file: &PathBuf, length: Duration) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new("perf")
+        .args(["record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384", "-p"])
+        .arg(server.pid().to_string())
+        .arg("-o")
+        .arg(file)
+        .args(["--", "sleep"])
+        .arg(length.as_secs().to_string())
+        .spawn()
+        .context("cannot start perf")
+}

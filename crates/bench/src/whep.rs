@@ -28,8 +28,8 @@ use str0m::{Candidate, Rtc};
 use crate::broadcast::Rooms;
 use crate::conference::{candidate_port, machine_busy, median, mib, negotiated_pt, udp_drops};
 use crate::h264_clip::Clip;
-use crate::peer::{Command, Engine, Peer, PeerCounters, Snapshot};
-use crate::process::{own_cpu_time, request, Server};
+use crate::peer::{received, Command, Engine, Peer, PeerCounters, Snapshot};
+use crate::process::{load_average, record_profile, own_cpu_time, request, Server};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -92,20 +92,7 @@ async fn measure(
     let cpu0 = server.cpu_time()?;
     let own0 = own_cpu_time()?;
     let t0 = Instant::now();
-    let perf = match perf_output {
-        Some(file) => Some(
-            tokio::process::Command::new("perf")
-                .args(["record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384", "-p"])
-                .arg(server.pid().to_string())
-                .arg("-o")
-                .arg(file)
-                .args(["--", "sleep"])
-                .arg(length.as_secs().to_string())
-                .spawn()
-                .context("cannot start perf")?,
-        ),
-        None => None,
-    };
+    let perf = perf_output.map(|file| record_profile(server, file, length)).transpose()?;
     tokio::time::sleep(length).await;
     let secs = t0.elapsed().as_secs_f64();
     let server_cpu = server.cpu_time()?.saturating_sub(cpu0).as_secs_f64() / secs;
@@ -128,7 +115,7 @@ async fn measure(
         publisher_thread,
         viewer_thread,
         machine_busy: machine,
-        load_average: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_average: load_average(),
         server_drops: drops1.0.saturating_sub(drops0.0),
         client_drops: drops1.1.saturating_sub(drops0.1),
         start,
@@ -368,31 +355,3 @@ fn join_statistics(joins: &[ViewerJoin], snapshot: &Snapshot) {
     }
 }
 
-/// Per-viewer figures over a window.
-struct Received {
-    video_kbps: f64,
-    audio_pps: f64,
-    lost: u64,
-    expected: u64,
-}
-
-fn received(start: &[PeerCounters], end: &[PeerCounters], secs: f64) -> Vec<Received> {
-    end.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let s = start.get(i).cloned().unwrap_or_default();
-            let packets = e.video_packets - s.video_packets;
-            let expected = match (s.video_seq_max, e.video_seq_max) {
-                (Some(a), Some(b)) => b - a,
-                (None, Some(_)) => packets,
-                _ => 0,
-            };
-            Received {
-                video_kbps: (e.video_bytes - s.video_bytes) as f64 * 8.0 / secs / 1000.0,
-                audio_pps: (e.audio_packets - s.audio_packets) as f64 / secs,
-                lost: expected.saturating_sub(packets),
-                expected,
-            }
-        })
-        .collect()
-}
