@@ -36,3 +36,11 @@ pub fn created(answer: String, location: &str) -> Response {
     }
     response
 }
+
+/// 401 with `WWW-Authenticate: Bearer`, for the endpoints an encoder or a
+/// node reaches with a bearer secret.
+pub fn bearer_refused(code: &'static str, message: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}

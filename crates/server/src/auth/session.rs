@@ -16,13 +16,18 @@ use crate::state::AppState;
 /// The session token sent with a request: `Authorization: Bearer` wins over
 /// the cookie, so scripts can act as another user than the browser's.
 pub fn token_of_headers(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers
+    bearer_token(headers).map(str::to_owned).or_else(|| read(headers, SESSION_COOKIE)).filter(|t| !t.is_empty())
+}
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed; none
+/// when it is missing or empty.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
-    bearer.or_else(|| read(headers, SESSION_COOKIE)).filter(|t| !t.is_empty())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// The logged-in user; requests without a valid session get 401.

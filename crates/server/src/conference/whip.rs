@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use confcast_policy::Role;
 use tokio::sync::mpsc;
 
 use super::{Member, Outgoing};
 use crate::error::{ApiError, ErrorBody, Path};
-use crate::sdp_http::{created, read_offer};
+use crate::auth::session::bearer_token;
+use crate::sdp_http::{bearer_refused, created, read_offer};
 use crate::state::AppState;
 
 
@@ -40,12 +41,7 @@ pub fn ingest_username(key_id: &str) -> String {
         (status = 415, description = "Content-Type is not application/sdp", body = ErrorBody),
         (status = 503, description = "Media unavailable", body = ErrorBody)))]
 pub async fn publish(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 256);
+    let bearer = bearer_token(&headers).filter(|t| t.len() <= 256);
     let Some(token) = bearer else {
         return unauthorised("send an ingest key's secret as Authorization: Bearer <token>");
     };
@@ -119,9 +115,7 @@ pub async fn end(State(state): State<AppState>, Path((room, session)): Path<(Str
 }
 
 fn unauthorised(message: &str) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+    bearer_refused("unauthenticated", message)
 }
 
 fn not_found() -> Response {

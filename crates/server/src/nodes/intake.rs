@@ -6,7 +6,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use confcast_store::validate;
 use serde::Deserialize;
@@ -15,7 +15,8 @@ use utoipa::IntoParams;
 
 use super::{secret_matches, Node};
 use crate::error::{ApiError, ErrorBody, Path};
-use crate::sdp_http::{created, read_offer};
+use crate::auth::session::bearer_token;
+use crate::sdp_http::{bearer_refused, created, read_offer};
 use crate::state::AppState;
 use crate::streaming::on_air;
 
@@ -139,12 +140,9 @@ pub(super) fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), Res
     let Node::Stream { secret } = &state.node else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_a_stream_node", "this server does not take pushed broadcasts").into_response());
     };
-    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|p| secret_matches(p.trim(), secret)) {
+    if bearer_token(headers).is_some_and(|presented| secret_matches(presented, secret)) {
         return Ok(());
     }
     tracing::warn!("a broadcast push without the node secret was refused");
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send the node secret as Authorization: Bearer <secret>").into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Err(response)
+    Err(bearer_refused("unauthorized", "send the node secret as Authorization: Bearer <secret>"))
 }
