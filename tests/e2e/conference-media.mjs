@@ -72,14 +72,15 @@ export function launchWithFakeDevices(devices, extraArgs = []) {
 }
 
 /**
- * The average colour of the main video's current frame, or null while it
- * has no frame.
+ * The average colour of the current frame of the video `selector` names,
+ * or null while it has no frame.
  * @param {import("playwright-core").Page} page
+ * @param {string} selector
  * @returns {Promise<{r: number, g: number, b: number} | null>}
  */
-export function mainVideoColour(page) {
-  return page.evaluate(() => {
-    const video = document.querySelector("video.main-video");
+export function videoColour(page, selector) {
+  return page.evaluate((selector) => {
+    const video = document.querySelector(selector);
     if (!(video instanceof HTMLVideoElement) || video.readyState < 2 || video.videoWidth === 0) return null;
     const canvas = document.createElement("canvas");
     canvas.width = 32;
@@ -98,7 +99,16 @@ export function mainVideoColour(page) {
       b += data[i + 2];
     }
     return { r: Math.round(r / pixels), g: Math.round(g / pixels), b: Math.round(b / pixels) };
-  });
+  }, selector);
+}
+
+/**
+ * The average colour of the conference's main video, or null while it has
+ * no frame.
+ * @param {import("playwright-core").Page} page
+ */
+export function mainVideoColour(page) {
+  return videoColour(page, "video.main-video");
 }
 
 /**

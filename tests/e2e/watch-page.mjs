@@ -5,6 +5,8 @@
  * sound.
  */
 
+import { videoColour } from "./conference-media.mjs";
+
 /**
  * What the watch page's player is doing (data-* of the stage).
  * @param {import("playwright-core").Page} page
@@ -29,30 +31,9 @@ export function stageState(page) {
  * The average colour of the watch page's current frame, or null while it
  * has none.
  * @param {import("playwright-core").Page} page
- * @returns {Promise<{r: number, g: number, b: number} | null>}
  */
 export function watchVideoColour(page) {
-  return page.evaluate(() => {
-    const video = document.querySelector("video.watch-video");
-    if (!(video instanceof HTMLVideoElement) || video.readyState < 2 || video.videoWidth === 0) return null;
-    const canvas = document.createElement("canvas");
-    canvas.width = 32;
-    canvas.height = 24;
-    const context = canvas.getContext("2d", { willReadFrequently: true });
-    if (!context) return null;
-    context.drawImage(video, 0, 0, canvas.width, canvas.height);
-    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
-    let r = 0;
-    let g = 0;
-    let b = 0;
-    const pixels = data.length / 4;
-    for (let i = 0; i < data.length; i += 4) {
-      r += data[i];
-      g += data[i + 1];
-      b += data[i + 2];
-    }
-    return { r: Math.round(r / pixels), g: Math.round(g / pixels), b: Math.round(b / pixels) };
-  });
+  return videoColour(page, "video.watch-video");
 }
 
 /**
