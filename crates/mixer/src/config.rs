@@ -57,6 +57,11 @@ pub struct MixerConfig {
     /// See `dominant_margin_db`.
     pub dominant_hold: Duration,
 
+    /// Move the 20 ms tick clock (at most 1 ms per tick) so that the
+    /// dominant speaker's packets are mixed one jitter target after they
+    /// arrive, instead of up to a frame later (see docs/mixing.md).
+    pub lock_tick_phase: bool,
+
     /// Hand out the limited full mix as PCM in each [`crate::ProgramFrame`].
     pub program_pcm: bool,
     /// When `tick` is called this far behind schedule, the missed frames are
@@ -86,6 +91,7 @@ impl Default for MixerConfig {
             min_speaker_time: Duration::from_millis(500),
             dominant_margin_db: 3.0,
             dominant_hold: Duration::from_millis(300),
+            lock_tick_phase: true,
             program_pcm: false,
             max_catch_up: Duration::from_millis(100),
         }

@@ -11,6 +11,9 @@
 //! Missing audio is rebuilt with in-band FEC from the following packet when
 //! that packet is queued and exactly follows the gap, otherwise with Opus
 //! PLC; after 100 ms of concealment, silence is cheaper and sounds the same.
+//! After a DTX packet (1-2 bytes: the sender says it stops sending because
+//! it is silent) a gap is that silence, not loss: it is played as silence
+//! and counted as DTX, never concealed.
 
 use crate::FRAME_SAMPLES;
 use crate::jitter::{FRAME, JitterBuffer};
@@ -22,6 +25,8 @@ const MAX_PACKET: usize = 5760;
 const GRAIN: i64 = 120;
 /// Concealment beyond this many samples in a row is plain silence.
 const MAX_CONCEAL: i64 = 5 * FRAME;
+/// Payloads this short are Opus DTX frames (a TOC byte, no audio data).
+pub(crate) const DTX_MAX_BYTES: usize = 2;
 
 /// Decode work of one tick, added into the stats by the mixer.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,6 +37,8 @@ pub(crate) struct DecodeCounters {
     pub fec: u64,
     pub corrupt: u64,
     pub silence: u64,
+    /// Gaps after a DTX packet, played as silence.
+    pub dtx: u64,
     pub decoder_errors: u64,
     /// Arrival (samples since the epoch; expected arrival when concealed) of
     /// the audio that starts the frame just rendered, if it was not silence.
@@ -49,6 +56,9 @@ pub(crate) struct SourceDecoder {
     /// Arrival of the audio at the end of `pending` (what is left over after
     /// a frame is always the tail of the last chunk decoded or concealed).
     tail_arrival: Option<i64>,
+    /// The last packet played was a DTX frame: the sender is silent and
+    /// sends (almost) nothing until it talks again.
+    in_dtx: bool,
 }
 
 impl std::fmt::Debug for SourceDecoder {
@@ -83,9 +93,11 @@ impl SourceDecoder {
         self.pending.clear();
         jb.discard_pending();
         self.conceal_run = 0;
+        self.in_dtx = false;
         let Some(play) = jb.play() else { return };
         let Some(dec) = &mut self.decoder else { return };
         for q in jb.take_history(play) {
+            self.in_dtx = q.payload.len() <= DTX_MAX_BYTES;
             // Output discarded: this only rebuilds predictor and overlap state.
             if dec
                 .decode_float(&q.payload, &mut self.scratch, false)
@@ -161,6 +173,7 @@ impl SourceDecoder {
                         }
                         jb.set_read(pkt.ts.saturating_add(n as i64).max(pos.saturating_add(1)));
                         self.conceal_run = 0;
+                        self.in_dtx = pkt.payload.len() <= DTX_MAX_BYTES;
                     }
                     _ => {
                         // Parsed at push time but the decoder refused it.
@@ -171,6 +184,19 @@ impl SourceDecoder {
                         first.get_or_insert(origin);
                     }
                 }
+            } else if self.in_dtx {
+                // The sender's silence: up to its next packet, at most a frame.
+                let len = jb
+                    .next_after(pos)
+                    .map(|(ts, _)| ts.saturating_sub(pos))
+                    .filter(|&gap| gap < need)
+                    .unwrap_or(need)
+                    .clamp(1, FRAME);
+                self.pending.resize(self.pending.len() + len as usize, 0.0);
+                self.tail_arrival = None;
+                jb.set_read(pos.saturating_add(len));
+                c.dtx += 1;
+                first.get_or_insert(None);
             } else {
                 let next = jb.next_after(pos).map(|(ts, _)| ts.saturating_sub(pos));
                 let len = match next {
@@ -241,6 +267,11 @@ impl SourceDecoder {
     /// A hold: one frame of concealment that consumes nothing.
     pub fn conceal_frame(&mut self, out: &mut Pcm, c: &mut DecodeCounters) {
         self.ensure_scratch();
+        if self.in_dtx {
+            out.fill(0.0);
+            c.dtx += 1;
+            return;
+        }
         let mut done = false;
         if self.conceal_run < MAX_CONCEAL
             && let Some(dec) = &mut self.decoder

@@ -55,7 +55,7 @@ const DELAY_MARGIN: i64 = FRAME / 2 + 240;
 /// is quiet or not selected). Half a frame: the band between a hold and a
 /// skip (one frame ahead) is 1.5 frames wide, so one nudge of a frame never
 /// lands on the other threshold.
-const HOLD_AT: i64 = FRAME / 2;
+pub(crate) const HOLD_AT: i64 = FRAME / 2;
 /// Packets kept after playout passed them, to prime a decoder when the source
 /// gets selected.
 const HISTORY: usize = 2;
@@ -425,6 +425,15 @@ impl JitterBuffer {
 
     pub fn play(&self) -> Option<i64> {
         self.play
+    }
+
+    /// How far playout lags the ideal position at `now` (`ideal - play`,
+    /// samples): positive when this tick came later than the source needed.
+    pub fn playout_error(&self, now: i64) -> Option<i64> {
+        let ideal = now
+            .saturating_add(self.delay.offset?)
+            .saturating_sub(self.target_delay());
+        Some(ideal.saturating_sub(self.play?))
     }
 
     /// When the packet holding sample `pos` would have arrived at this

@@ -61,6 +61,7 @@ mod mix;
 mod mixer;
 mod output;
 mod packet;
+mod phase;
 mod speakers;
 mod stats;
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, MixerConfig};
-use crate::decode::{DecodeCounters, SourceDecoder};
+use crate::decode::{DTX_MAX_BYTES, DecodeCounters, SourceDecoder};
 use crate::encode::{EncoderSettings, StreamEncoder};
 use crate::jitter::{Adjust, Insert, JitterBuffer};
 use crate::level::{ActivityDetector, DetectorConfig, TalkEdge, is_quiet};
@@ -16,6 +16,7 @@ use crate::output::{MixerEvent, ProgramFrame, Route, StreamKind, Tick, TickStrea
 use crate::packet::{
     AudioLevel, AudioPacket, DropReason, ListenerId, PushOutcome, SourceId, opus_duration,
 };
+use crate::phase::{self, PhaseLock};
 use crate::speakers::{Candidate, Selector, SelectorConfig, SlotState};
 use crate::stats::{MixerStats, SourceStats};
 use crate::{FRAME_DURATION, FRAME_SAMPLES};
@@ -25,8 +26,6 @@ const WARMUP_FRAMES: usize = 3;
 /// Fade-in of a newly selected speaker (5 ms; its decoder is primed, so this
 /// only has to hide the cut into a running waveform).
 const FADE_IN: usize = 240;
-/// Payloads this short are Opus DTX/comfort-noise frames.
-const DTX_MAX_BYTES: usize = 2;
 
 /// The mixer could not set up its codecs.
 #[derive(Debug)]
@@ -91,6 +90,7 @@ pub struct Mixer {
     pending_events: Vec<MixerEvent>,
     jitter_min: i64,
     jitter_max: i64,
+    phase: PhaseLock,
 }
 
 impl fmt::Debug for Mixer {
@@ -111,10 +111,12 @@ fn add_counters(stats: &mut MixerStats, src: &mut SourceStats, c: &DecodeCounter
     stats.fec_frames += c.fec;
     stats.corrupt_payload += c.corrupt;
     stats.silence_frames += c.silence;
+    stats.dtx_frames += c.dtx;
     stats.decoder_errors += c.decoder_errors;
     src.decodes += c.decodes;
     src.plc_frames += c.plc;
     src.fec_frames += c.fec;
+    src.dtx_frames += c.dtx;
     src.corrupt_payload += c.corrupt;
 }
 
@@ -167,6 +169,7 @@ impl Mixer {
             pending_events: Vec::new(),
             jitter_min,
             jitter_max,
+            phase: PhaseLock::default(),
             cfg,
         })
     }
@@ -300,10 +303,19 @@ impl Mixer {
         self.tick_time(self.next_index)
     }
 
+    /// When frame `index` is due: the nominal 20 ms grid from the epoch,
+    /// moved by the phase lock (see phase.rs).
     fn tick_time(&self, index: u64) -> Instant {
         let nanos = FRAME_DURATION.as_nanos().saturating_mul(u128::from(index));
         let d = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        self.epoch.checked_add(d).unwrap_or(self.epoch)
+        let nominal = self.epoch.checked_add(d).unwrap_or(self.epoch);
+        let shift = self.phase.offset_ns();
+        let by = Duration::from_nanos(shift.unsigned_abs());
+        if shift >= 0 {
+            nominal.checked_add(by).unwrap_or(nominal)
+        } else {
+            nominal.checked_sub(by).unwrap_or(nominal)
+        }
     }
 
     /// `t` in 48 kHz samples since the epoch (negative before it).
@@ -498,11 +510,27 @@ impl Mixer {
             slot.contrib = SILENCE;
         }
         let threshold = self.det_cfg.speech_threshold_dbov;
+        // The tick clock follows the dominant speaker's packets (phase.rs).
+        let reference = self
+            .selector
+            .dominant()
+            .filter(|d| self.cfg.lock_tick_phase && slot_states.iter().any(|s| s.source() == Some(*d)));
+        let mut phase_error = None;
+        let mut phase_room = phase::Room::default();
         for src in &mut self.sources {
             let slot = slot_states.iter().position(|s| s.source() == Some(src.id));
             let quiet = is_quiet(src.jb.level_at_play(), threshold);
             let pending_empty = src.jb.pending() == 0;
             let adj = src.jb.begin_tick(now, slot.is_some(), quiet, pending_empty);
+            if reference == Some(src.id) {
+                if matches!(adj, Adjust::Normal | Adjust::Anchored) {
+                    phase_error = src.jb.playout_error(now);
+                }
+            } else if slot.is_some()
+                && let Some(e) = src.jb.playout_error(now)
+            {
+                phase_room.add(e);
+            }
             match adj {
                 Adjust::Skip => {
                     self.stats.frames_skipped += 1;
@@ -541,6 +569,11 @@ impl Mixer {
                 }
             }
             src.jb.end_tick(adj == Adjust::Hold);
+        }
+        if let Some(error) = phase_error
+            && self.phase.update(error, phase_room) != 0
+        {
+            self.stats.phase_corrections += 1;
         }
 
         // 4. Full mix.

@@ -34,6 +34,9 @@ pub struct MixerStats {
     pub frames_held: u64,
     /// Playout positions set afresh because they were far off.
     pub reanchors: u64,
+    /// Ticks in which the tick clock was moved towards the dominant
+    /// speaker's packet phase (at most 1 ms each).
+    pub phase_corrections: u64,
     /// Packets decoded into the mix.
     pub decodes: u64,
     /// Packets decoded only to prime a newly selected source's decoder.
@@ -44,6 +47,9 @@ pub struct MixerStats {
     pub fec_frames: u64,
     /// Concealment with plain silence (long gaps, no decoder).
     pub silence_frames: u64,
+    /// Silence played for a selected speaker in DTX: gaps after a DTX packet
+    /// are the sender's silence, not loss, so they are not concealed.
+    pub dtx_frames: u64,
     /// Encodes sent to listeners (K+1 at most per tick).
     pub encodes: u64,
     /// Encodes that only warmed up a slot encoder for a new speaker.
@@ -171,6 +177,8 @@ pub struct SourceStats {
     pub decodes: u64,
     pub plc_frames: u64,
     pub fec_frames: u64,
+    /// Gaps after its DTX packets, played as silence while selected.
+    pub dtx_frames: u64,
     pub frames_skipped: u64,
     pub frames_held: u64,
     pub timestamp_jumps: u64,

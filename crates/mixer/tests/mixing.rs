@@ -263,10 +263,14 @@ fn clock_drift_between_senders_is_followed() {
     assert!((2..=6).contains(&c.frames_held), "{c:?}");
     assert!(max_buffered.iter().all(|&m| m <= 4), "{max_buffered:?}");
     assert_eq!(b.late + c.late, 0);
-    let [ta, tb, tc] = abc_db(sim.heard_between(100, 12.0, 15.0));
-    assert_present(ta, "A");
-    assert_present(tb, "fast B");
-    assert_present(tc, "slow C");
+    // Second by second: a skipped or held frame shifts a tone's phase, and
+    // a longer window across the shift partly cancels in the analysis.
+    for second in 12..15 {
+        let [ta, tb, tc] = abc_db(sim.heard_between(100, f64::from(second), f64::from(second + 1)));
+        assert_present(ta, "A");
+        assert_present(tb, "fast B");
+        assert_present(tc, "slow C");
+    }
 }
 
 #[test]

@@ -91,6 +91,12 @@ pub struct SenderSpec {
     /// (sends nothing) if `dtx`, else encodes silence.
     pub talking: fn(u64) -> bool,
     pub dtx: bool,
+    /// Encode with Opus DTX on and send like a browser does: of the 1-2 byte
+    /// DTX frames the encoder makes while silent, only the first in a row
+    /// (so while silent: a refresh frame and a DTX frame every ~400 ms).
+    pub opus_dtx: bool,
+    /// Network delay before jitter (sets where packets fall between ticks).
+    pub delay: Duration,
     /// From this frame on, RTP timestamps jump by `ts_jump.1`.
     pub ts_jump: Option<(u64, u32)>,
     /// Probability of replacing the payload by random bytes.
@@ -120,6 +126,8 @@ impl SenderSpec {
             jitter: Duration::ZERO,
             talking: always,
             dtx: false,
+            opus_dtx: false,
+            delay: Duration::from_millis(5),
             ts_jump: None,
             corrupt: 0.0,
             garbage_level: 0.0,
@@ -168,6 +176,10 @@ pub fn silence_packet() -> Vec<u8> {
 pub fn generate(spec: &SenderSpec, t0: Instant, frames: u64, silence: &[u8]) -> Vec<Event> {
     let mut rng = Rng::new(spec.seed.wrapping_mul(0x1234_5678_9ABC_DEF1) ^ 0x55);
     let mut enc = new_encoder();
+    if spec.opus_dtx {
+        enc.set_dtx(true).unwrap();
+    }
+    let mut last_dtx = false;
     let base_ts: u32 = (spec.seed as u32).wrapping_mul(2_654_435_761);
     let base_seq: u16 = (spec.seed as u16).wrapping_mul(40_503);
     let mut seq = base_seq;
@@ -195,9 +207,26 @@ pub fn generate(spec: &SenderSpec, t0: Instant, frames: u64, silence: &[u8]) -> 
             let dbov = (-db(spec.amplitude / 2f64.sqrt()))
                 .round()
                 .clamp(0.0, 127.0) as u8;
+            last_dtx = false;
             (
                 enc.encode_vec(&pcm, 1500).unwrap(),
                 AudioLevel { dbov, voice: true },
+            )
+        } else if spec.opus_dtx {
+            let pcm = vec![0i16; spec.packet_samples as usize];
+            let p = enc.encode_vec(&pcm, 1500).unwrap();
+            let dtx = p.len() <= 2;
+            if dtx && last_dtx {
+                // Not sent, but the RTP clock runs on.
+                continue;
+            }
+            last_dtx = dtx;
+            (
+                p,
+                AudioLevel {
+                    dbov: 127,
+                    voice: false,
+                },
             )
         } else {
             if spec.dtx {
@@ -233,7 +262,7 @@ pub fn generate(spec: &SenderSpec, t0: Instant, frames: u64, silence: &[u8]) -> 
         let send = Duration::from_secs_f64(
             n as f64 * f64::from(spec.packet_samples) / 48_000.0 / spec.rate,
         );
-        let delay = Duration::from_millis(5) + spec.jitter.mul_f64(rng.f64());
+        let delay = spec.delay + spec.jitter.mul_f64(rng.f64());
         out.push(Event {
             arrival: t0 + send + delay,
             source: SourceId(spec.id),
