@@ -8,15 +8,19 @@ cd "$(dirname "$0")/.."
 purpose=${1:-run}
 
 # command-to-check:debian-package pairs.
-needs=(cmake:cmake pkg-config:pkg-config)
+needs=(cmake:cmake pkg-config:pkg-config cc:gcc)
 if [ "$purpose" = test ]; then
-  needs+=(chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg ip:iproute2 unshare:util-linux node:nodejs npm:npm python3:python3 nginx:nginx openssl:openssl nft:nftables turnserver:coturn)
+  needs+=(chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg ip:iproute2 unshare:util-linux node:nodejs npm:npm python3:python3 nginx:nginx openssl:openssl nft:nftables turnserver:coturn whip-client:simple-whip-client)
 fi
 
 missing=()
 for pair in "${needs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# OpenSSL's headers: the server's WebRTC peers do their DTLS handshake with OpenSSL.
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl; }; then
+  missing+=(libssl-dev)
+fi
 # The WHIP test's encoder (aiortc) lives in a virtual environment.
 if [ "$purpose" = test ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=(python3-venv)

@@ -20,11 +20,11 @@ use str0m::format::Codec as RtcCodec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::Receive;
 use str0m::rtp::{Extension, ExtensionMap, RtpWrite, SeqNo};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::keyframe::{Codec, FrameInspector};
 use crate::netem::SeededRng;
-use crate::room::{dtls_cert, host_candidates, local_for, send_pt, Datagram, ProgramMedia, Transport};
+use crate::room::{host_candidates, local_for, send_pt, Datagram, ProgramMedia, Transport};
 use crate::rtp::RtpHeader;
 use crate::seq::SeqUnwrapper;
 
@@ -179,10 +179,7 @@ impl Fanout {
         }
         let offer_text = offer;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| FanoutError::Sdp(e.to_string()))?;
-        let mut config = RtcConfig::new().set_extension_map(viewer_extensions());
-        if let Some(cert) = dtls_cert() {
-            config = config.set_dtls_cert(cert);
-        }
+        let config = crate::dtls::peer_config().set_extension_map(viewer_extensions());
         let mut rtc = config
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -268,10 +265,7 @@ impl Fanout {
     /// checks. Returns the offer; [`accept_uplink_answer`](Self::accept_uplink_answer)
     /// completes it.
     pub fn add_uplink(&mut self, id: ViewerId, now: Instant) -> Result<String, FanoutError> {
-        let mut config = RtcConfig::new();
-        if let Some(cert) = dtls_cert() {
-            config = config.set_dtls_cert(cert);
-        }
+        let config = crate::dtls::peer_config();
         let mut rtc = config.set_rtp_mode(true).clear_codecs().enable_h264(true).enable_opus(true, false).build(now);
         let candidate = Candidate::host(self.local_addr, "udp").map_err(|e| FanoutError::Sdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);

@@ -17,12 +17,14 @@
 //! See `docs/forwarding.md` for how switching and rewriting work.
 
 pub mod continuity;
+mod dtls;
 pub mod fanout;
 pub mod h264;
 pub mod ids;
 pub mod keyframe;
 pub mod keyframe_request;
 pub mod netem;
+mod opus_dtx;
 pub mod program_ingest;
 pub mod ratelimit;
 pub mod rewrite;

@@ -16,11 +16,11 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::fanout::CONNECT_TIMEOUT;
 use crate::keyframe::Codec;
-use crate::room::{dtls_cert, Datagram, ProgramMedia};
+use crate::room::{Datagram, ProgramMedia};
 use crate::rtp::RtpHeader;
 
 /// Program units that may wait for the shell before the oldest go.
@@ -79,10 +79,7 @@ impl ProgramIngest {
     pub fn new(local_addr: SocketAddr, offer: &str, now: Instant) -> Result<(Self, String), IngestError> {
         str0m::crypto::from_feature_flags().install_process_default();
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| IngestError::Sdp(e.to_string()))?;
-        let mut config = RtcConfig::new();
-        if let Some(cert) = dtls_cert() {
-            config = config.set_dtls_cert(cert);
-        }
+        let config = crate::dtls::peer_config();
         let mut rtc =
             config.set_ice_lite(true).set_rtp_mode(true).clear_codecs().enable_h264(true).enable_opus(true, false).build(now);
         let candidate = Candidate::host(local_addr, "udp").map_err(|e| IngestError::Sdp(e.to_string()))?;

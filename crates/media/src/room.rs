@@ -26,11 +26,12 @@ use str0m::format::Codec as RtcCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::{RtpWrite, SeqNo};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use crate::ids::{ParticipantId, PublicationId};
 use crate::keyframe::{Codec, VideoParams};
 use crate::netem::SeededRng;
+use crate::opus_dtx::OpusDtx as _;
 use crate::router::{
     Forward, Receiver, Router, RouterConfig, RouterError, RouterOutput, StreamInit,
 };
@@ -337,17 +338,14 @@ impl Room {
         }
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RoomError::Sdp(e.to_string()))?;
         // H.264 first: browsers then send H.264, VP8 stays the fallback.
-        let mut config = RtcConfig::new();
-        if let Some(cert) = dtls_cert() {
-            config = config.set_dtls_cert(cert);
-        }
+        let config = crate::dtls::peer_config();
         let mut rtc = config
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_h264(true)
             .enable_vp8(true)
-            .enable_opus(true, false)
+            .enable_opus_dtx()
             .build(now);
         for candidate in host_candidates(self.local_addr, self.tcp_addr).map_err(RoomError::Candidate)? {
             rtc.add_local_candidate(candidate);
@@ -783,14 +781,6 @@ impl Room {
             }
         }
     }
-}
-
-/// One DTLS certificate for every peer of the process. Generating a key pair
-/// per peer costs tens of milliseconds of CPU at each join; browsers pin the
-/// fingerprint per connection from the SDP, so sharing it is safe.
-pub(crate) fn dtls_cert() -> Option<str0m::config::DtlsCert> {
-    static CERT: std::sync::OnceLock<Option<str0m::config::DtlsCert>> = std::sync::OnceLock::new();
-    CERT.get_or_init(|| str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()).clone()
 }
 
 /// The receiver's payload type for `codec` on `mid` (H.264: packetization-mode 1).
