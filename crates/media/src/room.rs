@@ -31,7 +31,6 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use crate::ids::{ParticipantId, PublicationId};
 use crate::keyframe::{Codec, VideoParams};
 use crate::netem::SeededRng;
-use crate::opus_dtx::OpusDtx as _;
 use crate::router::{
     Forward, Receiver, Router, RouterConfig, RouterError, RouterOutput, StreamInit,
 };
@@ -345,7 +344,7 @@ impl Room {
             .clear_codecs()
             .enable_h264(true)
             .enable_vp8(true)
-            .enable_opus_dtx()
+            .enable_opus(true, false)
             .build(now);
         for candidate in host_candidates(self.local_addr, self.tcp_addr).map_err(RoomError::Candidate)? {
             rtc.add_local_candidate(candidate);
