@@ -15,6 +15,8 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
 
@@ -235,6 +237,42 @@ test("the stream node refuses pushes without the secret and serves no meetings",
     body: offer,
   });
   assert.equal(pushToConference.status, 404, "a conference node takes no pushes");
+});
+
+test("when the stream node cannot record, the host on the conference node is told", { timeout: 120_000 }, async (t) => {
+  // The stream node's recordings folder becomes unusable: a file stands where it was.
+  const folder = path.join(stream.dataDir, "recordings");
+  await rm(folder, { recursive: true, force: true });
+  await writeFile(folder, "not a folder");
+  const host = await hostJoins({ username: "rita", password: "rita-secret-1", display_name: "Rita" });
+  try {
+    // The conference node's event stream, as the page's own one receives it.
+    await host.page.evaluate(() => {
+      const seen = /** @type {string[]} */ ([]);
+      Object.assign(window, { recordingErrors: seen });
+      new EventSource("/api/v1/events").addEventListener("recording_error", (e) => seen.push(e.data));
+    });
+    await setBroadcast(host.token, host.roomId, { on: true, title: "Not recorded" });
+    assert.deepEqual(await onAirAtStream(), [host.roomId], "the broadcast goes on regardless");
+    const events = await pollUntil(
+      () => host.page.evaluate(() => /** @type {string[]} */ (Reflect.get(window, "recordingErrors"))),
+      (e) => e.length > 0,
+      { timeout: 30_000, what: "a recording_error event from the conference node" },
+    );
+    const event = JSON.parse(events[0]);
+    assert.equal(event.room_id, host.roomId);
+    assert.match(event.message, /cannot be written/);
+    const notice = host.page.getByText(/recording cannot be written/i).first();
+    await notice.waitFor({ timeout: 30_000 });
+    t.diagnostic(`the host's page says: ${await notice.textContent()}`);
+    assert.deepEqual(await onAirAtStream(), [host.roomId], "still live");
+    await setBroadcast(host.token, host.roomId, { on: false });
+    assert.deepEqual(host.errors, []);
+  } finally {
+    await host.context.close();
+    await rm(folder, { force: true });
+    await mkdir(folder, { recursive: true });
+  }
 });
 
 test("when the conference node dies mid-broadcast, the stream node ends the broadcast", { timeout: 120_000 }, async (t) => {

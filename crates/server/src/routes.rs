@@ -64,6 +64,7 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::conference::whip::end))
         .routes(routes!(crate::nodes::intake::publish))
         .routes(routes!(crate::nodes::intake::end))
+        .routes(routes!(crate::nodes::intake::problems))
         .routes(routes!(crate::nodes::recordings::room_recordings))
         .routes(routes!(crate::nodes::recordings::delete_recording))
         .routes(routes!(crate::streaming::directory::list))

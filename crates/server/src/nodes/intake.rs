@@ -88,6 +88,26 @@ pub async fn end(State(state): State<AppState>, Path((room, broadcast)): Path<(S
     }
 }
 
+/// A pushed broadcast's recording problems so far (stream nodes only), for
+/// the conference node to pass on to its host.
+#[utoipa::path(get, path = "/nodes/programs/{room}/{broadcast}/problems", tag = "live",
+    params(("room" = String, Path, description = "Room id"), ("broadcast" = String, Path, description = "From the push's Location")),
+    responses(
+        (status = 200, description = "`{\"problems\": [message, ...]}`, oldest first"),
+        (status = 401, description = "No node secret", body = ErrorBody),
+        (status = 404, description = "Not a stream node, or no such broadcast of this room", body = ErrorBody)))]
+pub async fn problems(State(state): State<AppState>, Path((room, broadcast)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    if let Err(response) = authorise(&state, &headers) {
+        return response;
+    }
+    match state.store.broadcast(&broadcast).await {
+        Ok(found) if found.room_id == room => {}
+        _ => return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such broadcast of this room on this node").into_response(),
+    }
+    let problems = state.recordings.as_ref().map(|r| r.problems.of(&broadcast)).unwrap_or_default();
+    axum::Json(serde_json::json!({ "problems": problems })).into_response()
+}
+
 async fn open(state: &AppState, room: &str, params: ProgramParams, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
     let sdp = read_offer(headers, body)?;
     let Some(conference) = &state.conference else {

@@ -106,6 +106,32 @@ impl StreamLink {
         }
     }
 
+    /// The recording problems the stream node has met with the room's
+    /// pushed broadcast so far.
+    pub async fn problems(&self, room: &str) -> Result<Vec<String>, String> {
+        #[derive(serde::Deserialize)]
+        struct Problems {
+            problems: Vec<String>,
+        }
+        let url = self.lock().get(room).cloned().ok_or("the room is not pushed")?;
+        let response = self
+            .client
+            .get(format!("{url}/problems"))
+            .header(AUTHORIZATION, format!("Bearer {}", self.secret))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the stream node: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("the stream node answered {}", response.status()));
+        }
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if body.len() > MAX_ANSWER {
+            return Err("the stream node's answer is too large".to_owned());
+        }
+        let problems: Problems = serde_json::from_slice(&body).map_err(|e| format!("the stream node's answer is not understood: {e}"))?;
+        Ok(problems.problems.into_iter().map(|m| m.chars().take(500).collect()).collect())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }

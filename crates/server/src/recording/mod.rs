@@ -13,6 +13,7 @@
 //! their parts and the VOD playlist is written last.
 
 pub mod api;
+pub mod problems;
 pub mod retention;
 pub mod storage;
 mod writer;
@@ -62,6 +63,8 @@ pub struct Recordings {
     hub: Arc<Hub>,
     clock: Clock,
     pub config: RecordingConfig,
+    /// What was reported, for a conference node to fetch (split nodes).
+    pub problems: problems::ProblemLog,
 }
 
 /// The feeder's end of one broadcast's recording.
@@ -111,6 +114,14 @@ pub(crate) struct Job {
     pub notify: Vec<UserId>,
 }
 
+/// Tells `users`' open pages about a recording problem (`recording_error`).
+pub(crate) fn report_to(hub: &Hub, users: &[UserId], room_id: &str, broadcast_id: &str, message: &str) {
+    let data = serde_json::json!({ "room_id": room_id, "broadcast_id": broadcast_id, "message": message });
+    for user in users {
+        hub.publish(*user, crate::notify::Notification::new("recording_error", &data));
+    }
+}
+
 /// What finishing a recording came to.
 #[derive(Debug)]
 pub struct Finished {
@@ -120,7 +131,7 @@ pub struct Finished {
 
 impl Recordings {
     pub fn new(storage: Arc<dyn ObjectStore>, store: Store, hub: Arc<Hub>, clock: Clock, config: RecordingConfig) -> Arc<Recordings> {
-        Arc::new(Recordings { storage, store, hub, clock, config })
+        Arc::new(Recordings { storage, store, hub, clock, config, problems: Default::default() })
     }
 
     /// Starts recording a broadcast that just went on air. If even its
@@ -151,10 +162,8 @@ impl Recordings {
     /// Tells the host (and whoever started the broadcast) about a storage
     /// problem on their open pages (`recording_error` event).
     pub(crate) fn report(&self, users: &[UserId], room_id: &str, broadcast_id: &str, message: &str) {
-        let data = serde_json::json!({ "room_id": room_id, "broadcast_id": broadcast_id, "message": message });
-        for user in users {
-            self.hub.publish(*user, crate::notify::Notification::new("recording_error", &data));
-        }
+        self.problems.record(broadcast_id, message);
+        report_to(&self.hub, users, room_id, broadcast_id, message);
     }
 
     fn path(key: &str, name: &RecordedName) -> ObjectPath {

@@ -64,7 +64,7 @@ pub async fn set(
     }
     let broadcast = state.store.start_broadcast(room, &title, &description, user, now).await?;
     if let Node::Conference(link) = &state.node {
-        return push(state, link, room, broadcast, description).await;
+        return push(state, link, room, broadcast, description, user).await;
     }
     let feed = open_channel(state, &broadcast, description, user).await?;
     if let Some(conference) = &state.conference {
@@ -149,6 +149,7 @@ async fn push(
     room: &str,
     broadcast: Broadcast,
     description: String,
+    started_by: UserId,
 ) -> Result<BroadcastState, ApiError> {
     let unavailable = |why: String| ApiError::new(StatusCode::BAD_GATEWAY, "stream_node_unavailable", why);
     let Some(conference) = &state.conference else {
@@ -183,6 +184,7 @@ async fn push(
             let _ = end(&watcher, &room_id).await;
         }
     });
+    tokio::spawn(pass_on_recording_problems(state.clone(), link.clone(), room.to_owned(), broadcast.clone(), started_by));
     tracing::info!(%room, broadcast = %broadcast.id, stream_node = %link.public_url(), "on air (pushed to the stream node)");
     metrics::gauge!("live_broadcasts").increment(1.0);
     Ok(BroadcastState {
@@ -192,6 +194,39 @@ async fn push(
         started_at: Some(rfc3339(broadcast.started_at)),
         watch_page: Some(format!("{}/watch/{room}", link.public_url())),
     })
+}
+
+/// How often a conference node asks the stream node about the recording.
+const PROBLEMS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// While a pushed broadcast is on air, asks the stream node that records it
+/// for recording problems and tells the host (and whoever started it) on
+/// their pages, as a single node does.
+async fn pass_on_recording_problems(state: AppState, link: StreamLink, room: String, broadcast: Broadcast, started_by: UserId) {
+    let mut notify = vec![started_by];
+    if let Ok(host) = state.store.user_by_username(&broadcast.host.username).await
+        && host.id != started_by
+    {
+        notify.push(host.id);
+    }
+    let mut told = 0;
+    loop {
+        tokio::time::sleep(PROBLEMS_EVERY).await;
+        let live = state.store.live_broadcast(&room).await.ok().flatten();
+        if !live.is_some_and(|b| b.id == broadcast.id) {
+            return;
+        }
+        match link.problems(&room).await {
+            Ok(problems) => {
+                for message in problems.iter().skip(told) {
+                    tracing::warn!(%room, broadcast = %broadcast.id, %message, "the stream node reports a recording problem");
+                    crate::recording::report_to(&state.hub, &notify, &room, &broadcast.id, message);
+                }
+                told = told.max(problems.len());
+            }
+            Err(why) => tracing::debug!(%room, %why, "cannot ask the stream node about the recording"),
+        }
+    }
 }
 
 /// Put the room on air, or take it off (host or admin). While on air the
