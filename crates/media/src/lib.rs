@@ -24,6 +24,7 @@ pub mod ids;
 pub mod keyframe;
 pub mod keyframe_request;
 pub mod netem;
+mod opus_dtx;
 pub mod program_ingest;
 pub mod ratelimit;
 pub mod rewrite;

@@ -31,6 +31,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use crate::ids::{ParticipantId, PublicationId};
 use crate::keyframe::{Codec, VideoParams};
 use crate::netem::SeededRng;
+use crate::opus_dtx::OpusDtx as _;
 use crate::router::{
     Forward, Receiver, Router, RouterConfig, RouterError, RouterOutput, StreamInit,
 };
@@ -344,7 +345,7 @@ impl Room {
             .clear_codecs()
             .enable_h264(true)
             .enable_vp8(true)
-            .enable_opus(true, false)
+            .enable_opus_dtx()
             .build(now);
         for candidate in host_candidates(self.local_addr, self.tcp_addr).map_err(RoomError::Candidate)? {
             rtc.add_local_candidate(candidate);
