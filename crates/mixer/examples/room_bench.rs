@@ -1,12 +1,12 @@
 //! How much CPU one room's mixing costs: N participants, 3 of them talking,
 //! everyone sending a packet every 20 ms (no DTX, the worst case), mixed as
-//! fast as possible over simulated time.
+//! fast as possible over simulated time, each tick when the mixer asks.
 //!
 //!     cargo run --release -p confcast-mixer --example room_bench [--jitter=MS] [SECONDS] [N...]
 //!
 //! Prints, per room size, CPU time per simulated second (the fraction of one
 //! core the room needs), the encodes and decodes per tick, and the
-//! server-added latency (jitter-buffer wait + the 20 ms frame, p50/p95 from
+//! server-added latency (from a packet's arrival to the tick that sends it, p50/p95 from
 //! `MixerStats::latency`). Each source sends at its own phase within the
 //! 20 ms; every packet arrives after a 5 ms network delay plus a uniform
 //! jitter of +/- MS (default 5, at most 9 so packets stay in order).
@@ -96,9 +96,11 @@ fn run(n: u64, seconds: u64, jitter_ms: u64, tones: &[Vec<Vec<u8>>], silence: &[
     let mut bytes = 0u64;
     let jitter_us = jitter_ms as i64 * 1000;
     let mut next_packet = vec![0u64; n as usize];
-    for tick_k in 0..ticks {
-        let now = t0 + Duration::from_millis(tick_k * 20);
-        let now_us = tick_k * 20_000;
+    for _ in 0..ticks {
+        // When the mixer asks to be called (its tick clock follows the
+        // dominant speaker's packets, docs/mixing.md).
+        let now = mixer.next_tick_at();
+        let now_us = u64::try_from(now.saturating_duration_since(t0).as_micros()).unwrap_or(u64::MAX);
         let p = Instant::now();
         for id in 0..n {
             loop {

@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::dtx::answer_asks_for_dtx;
 use super::engine::{Engine, NewPeer};
 use super::Proc;
 use crate::process::request;
@@ -129,6 +130,7 @@ pub async fn join(
     engine: &Engine,
     talker: Option<usize>,
     probe: bool,
+    honour_dtx: bool,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<oneshot::Receiver<()>> {
     let mut req = format!("ws://{addr}/api/v1/rooms/{room}/ws").into_client_request()?;
@@ -146,11 +148,13 @@ pub async fn join(
     let join = json!({"type": "join", "version": 1, "sdp": offer.to_sdp_string()});
     socket.send(Message::Text(join.to_string().into())).await?;
     let joined = expect(&mut socket, "joined").await?;
-    let answer = SdpAnswer::from_sdp_string(joined["sdp"].as_str().context("no sdp")?)?;
+    let sdp = joined["sdp"].as_str().context("no sdp")?;
+    let dtx = honour_dtx && answer_asks_for_dtx(sdp);
+    let answer = SdpAnswer::from_sdp_string(sdp)?;
     rtc.sdp_api().accept_answer(pending, answer)?;
 
     let (connected, done) = oneshot::channel();
-    engine.add(NewPeer { rtc, socket: udp, mid, talker, probe, connected })?;
+    engine.add(NewPeer { rtc, socket: udp, mid, talker, probe, dtx, connected })?;
     tokio::spawn(keep_open(socket, stop));
     Ok(done)
 }

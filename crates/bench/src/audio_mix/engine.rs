@@ -41,6 +41,9 @@ pub struct NewPeer {
     pub talker: Option<usize>,
     /// Decode what it hears and look for the latency marker.
     pub probe: bool,
+    /// The server's answer asked for Opus DTX (`usedtx=1`): while silent,
+    /// send as a browser then does (`Sound::dtx_silence`).
+    pub dtx: bool,
     /// Told when ICE and DTLS are up.
     pub connected: oneshot::Sender<()>,
 }
@@ -58,6 +61,8 @@ pub struct Snapshot {
     pub send_errors: u64,
     pub write_errors: u64,
     pub refused_destinations: u64,
+    /// Peers sending with DTX (their answer asked for it).
+    pub dtx_peers: usize,
     /// How late the load generator ran its 1 ms slots in the window (its
     /// own sending jitter): worst and 99th percentile.
     pub slot_late_max: Duration,
@@ -155,6 +160,9 @@ struct Peer {
     pt: Option<Pt>,
     talker: Option<usize>,
     probe: Option<Probe>,
+    /// Where in the DTX cycle this peer starts (peers are spread over it,
+    /// like independent microphones); `None`: no DTX.
+    dtx: Option<usize>,
     connected: bool,
     notify: Option<oneshot::Sender<()>>,
     timeout: Instant,
@@ -223,6 +231,7 @@ impl State {
                         let mut s = self.counters.clone();
                         s.peers = self.peers.len();
                         s.connected = self.peers.iter().filter(|p| p.connected && !p.dead).count();
+                        s.dtx_peers = self.peers.iter().filter(|p| p.dtx.is_some()).count();
                         s.distinct_payloads = self.distinct.as_ref().map_or(0, |d| d.len() as u64);
                         s.e2e = self.e2e.clone();
                         let total: u64 = self.late.iter().sum();
@@ -288,6 +297,7 @@ impl State {
             pt: None,
             talker: new.talker,
             probe,
+            dtx: new.dtx.then_some(index * 7),
             connected: false,
             notify: Some(new.connected),
             timeout: Instant::now(),
@@ -333,7 +343,15 @@ impl State {
                 (sound.talkers[t][(frame % LOOP_FRAMES) as usize].clone(), TALK_LEVEL, true)
             }
             Some(t) => (sound.talkers[t][(frame % LOOP_FRAMES) as usize].clone(), SILENT_LEVEL, false),
-            None => (sound.silence.clone(), SILENT_LEVEL, false),
+            None => match peer.dtx {
+                Some(start) if !sound.dtx_silence.is_empty() => {
+                    let cycle = &sound.dtx_silence;
+                    // Nothing this frame: the RTP clock runs on regardless.
+                    let Some(p) = &cycle[(frame as usize + start) % cycle.len()] else { return false };
+                    (p.clone(), SILENT_LEVEL, false)
+                }
+                _ => (sound.silence.clone(), SILENT_LEVEL, false),
+            },
         };
         if peer.pt.is_none() {
             peer.pt = peer.rtc.writer(peer.mid).and_then(|w| {

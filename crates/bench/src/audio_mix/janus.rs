@@ -22,6 +22,7 @@ use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
+use super::dtx::answer_asks_for_dtx;
 use super::engine::{Engine, NewPeer};
 use super::Proc;
 use crate::process::request;
@@ -253,6 +254,7 @@ impl Janus {
         engine: &Engine,
         talker: Option<usize>,
         probe: bool,
+        honour_dtx: bool,
     ) -> anyhow::Result<oneshot::Receiver<()>> {
         let handle = self.attach().await?;
         let udp = std::net::UdpSocket::bind(SocketAddr::new(client_ip, 0))?;
@@ -283,12 +285,14 @@ impl Janus {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let mut answered = false;
         let mut have_candidate = false;
+        let mut dtx = false;
         while !(answered && have_candidate) {
             let event = tokio::time::timeout_at(deadline, events.recv())
                 .await
                 .context("no answer (or no candidate) from Janus in time")?
                 .context("Janus's event stream ended")?;
             if let Some(sdp) = event["jsep"]["sdp"].as_str() {
+                dtx = honour_dtx && answer_asks_for_dtx(sdp);
                 let sdp = only_candidates_on(sdp, self.ip);
                 have_candidate |= sdp.contains("a=candidate:");
                 rtc.sdp_api().accept_answer(pending.take().context("two answers")?, SdpAnswer::from_sdp_string(&sdp)?)?;
@@ -303,7 +307,7 @@ impl Janus {
         }
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&handle);
         let (connected, done) = oneshot::channel();
-        engine.add(NewPeer { rtc, socket: udp, mid, talker, probe, connected })?;
+        engine.add(NewPeer { rtc, socket: udp, mid, talker, probe, dtx, connected })?;
         Ok(done)
     }
 }

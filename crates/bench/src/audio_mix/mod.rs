@@ -1,8 +1,10 @@
 //! Audio mixing under load: one room of N participants, 3 of them talking,
 //! everyone sending 20 ms Opus packets with the RFC 6464 audio level (the
-//! talkers a tone, the others encoded silence at level -127, every 20 ms: no
-//! DTX, the worst case), against the real `confcast` binary and, for
-//! comparison, Janus AudioBridge.
+//! talkers a tone, the others encoded silence at level -127), against the
+//! real `confcast` binary and, for comparison, Janus AudioBridge. Silent
+//! participants behave as Chrome does with each server: with Opus DTX when
+//! that server's SDP answer asks for it (`usedtx=1`), else a packet every
+//! 20 ms (`--dtx off`: never DTX).
 //!
 //! Per run it reports, over the same steady-state window: the server's CPU
 //! (from /proc, all threads), memory, packets per second each way, distinct
@@ -12,6 +14,7 @@
 //! silence marker (see `sound`).
 
 mod confcast;
+mod dtx;
 mod engine;
 mod janus;
 mod sound;
@@ -35,8 +38,19 @@ enum Target {
     Both,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Dtx {
+    /// As a browser: DTX when the server's answer has `usedtx=1`.
+    Answer,
+    /// Never: every participant sends every 20 ms.
+    Off,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// When silent participants use Opus DTX.
+    #[arg(long, value_enum, default_value = "answer")]
+    dtx: Dtx,
     /// What to measure.
     #[arg(long, value_enum, default_value = "both")]
     target: Target,
@@ -169,7 +183,9 @@ impl Outcome {
             self.generator_cpu * 100.0
         );
         println!(
-            "    packets/s sent {:8.0}  received {:8.0}  ({:.1} per listener)   distinct payloads per 20 ms {:6.2}",
+            "    DTX: {} of {} peers (their answer asked for it)   packets/s sent {:8.0}  received {:8.0}  ({:.1} per listener)   distinct payloads per 20 ms {:6.2}",
+            self.totals.dtx_peers,
+            self.totals.peers,
             self.sent_pps,
             self.received_pps,
             self.received_pps / self.n.max(1) as f64,
@@ -206,9 +222,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     str0m::crypto::from_feature_flags().install_process_default();
     let sound = Arc::new(Sound::new(args.talkers)?);
+    let dtx_rule = match args.dtx {
+        Dtx::Answer => format!(
+            "with Opus DTX where the server's answer asks for it (then {} packets per {} ms while silent, as Chrome), \
+             else a packet every 20 ms",
+            sound.dtx_silence.iter().flatten().count(),
+            sound.dtx_silence.len() * 20
+        ),
+        Dtx::Off => "a packet every 20 ms (DTX off)".to_owned(),
+    };
     println!(
         "audio-mix: {} talking (tone at level {} dBov with 60 ms of silence every second), the rest encoded \
-         silence at level {} dBov, everyone a 20 ms Opus packet every 20 ms (no DTX); {} s warm-up, {} s window",
+         silence at level {} dBov, {dtx_rule}; {} s warm-up, {} s window",
         args.talkers,
         sound::TALK_LEVEL,
         sound::SILENT_LEVEL,
@@ -281,7 +306,7 @@ async fn run_confcast(args: &Args, sound: &Arc<Sound>, n: usize) -> anyhow::Resu
             let (talker, probe) = role(args, i);
             let (engine, stop, room) = (&engine, stop.clone(), room.as_str());
             async move {
-                let done = confcast::join(server.addr, room, user, engine, talker, probe, stop).await?;
+                let done = confcast::join(server.addr, room, user, engine, talker, probe, args.dtx == Dtx::Answer, stop).await?;
                 tokio::time::timeout(Duration::from_secs(30), done).await.context("ICE/DTLS did not complete")??;
                 anyhow::Ok(())
             }
@@ -321,7 +346,7 @@ async fn run_janus(args: &Args, sound: &Arc<Sound>, n: usize) -> anyhow::Result<
             let (talker, probe) = role(args, i);
             let (engine, server) = (&engine, &server);
             async move {
-                let done = server.join(args.client_ip, &format!("p{i:04}"), engine, talker, probe).await?;
+                let done = server.join(args.client_ip, &format!("p{i:04}"), engine, talker, probe, args.dtx == Dtx::Answer).await?;
                 tokio::time::timeout(Duration::from_secs(30), done).await.context("ICE/DTLS did not complete")??;
                 anyhow::Ok(())
             }

@@ -36,8 +36,11 @@ const BLOCK: usize = 48;
 pub struct Sound {
     /// Per talker, one loop of packets.
     pub talkers: Vec<Vec<Arc<[u8]>>>,
-    /// What every other participant sends every 20 ms.
+    /// What every other participant sends every 20 ms (without DTX).
     pub silence: Arc<[u8]>,
+    /// One cycle of what a silent participant sends with DTX, per 20 ms
+    /// frame (`None`: nothing), as a browser does (see `dtx_cycle`).
+    pub dtx_silence: Vec<Option<Arc<[u8]>>>,
     /// One Opus encode + decode, as the detector sees it.
     pub codec_delay: Duration,
 }
@@ -82,8 +85,42 @@ impl Sound {
             silence = enc.encode_vec(&[0i16; FRAME], 1500)?;
         }
         let codec_delay = codec_delay(&loops).context("cannot calibrate the codec delay")?;
-        Ok(Sound { talkers: loops, silence: Arc::from(silence), codec_delay })
+        let dtx_silence = dtx_cycle()?;
+        Ok(Sound { talkers: loops, silence: Arc::from(silence), dtx_silence, codec_delay })
     }
+}
+
+/// A silent microphone as Chrome sends it when the answer asks for DTX
+/// (`usedtx=1`): libopus with DTX on makes a 1-byte DTX frame for every
+/// 20 ms of silence except a comfort-noise refresh every 400 ms or so, and
+/// WebRTC sends only the first DTX frame in a row (`WebRtcOpus_Encode` returns
+/// nothing for the others). Encodes silence that way and returns one period
+/// of the steady state (after the encoder's first 200 ms without DTX).
+fn dtx_cycle() -> anyhow::Result<Vec<Option<Arc<[u8]>>>> {
+    let mut enc = encoder()?;
+    enc.set_dtx(true)?;
+    let mut sent: Vec<Option<Arc<[u8]>>> = Vec::new();
+    let mut in_dtx = false;
+    for _ in 0..400 {
+        let packet = enc.encode_vec(&[0i16; FRAME], 1500)?;
+        if packet.len() <= 2 {
+            sent.push((!in_dtx).then(|| Arc::from(packet)));
+            in_dtx = true;
+        } else {
+            sent.push(Some(Arc::from(packet)));
+            in_dtx = false;
+        }
+    }
+    // The shortest period of what is sent over the last 200 frames.
+    let tail = &sent[200..];
+    let flags: Vec<bool> = tail.iter().map(Option::is_some).collect();
+    let period = (1..100)
+        .find(|&p| flags.iter().zip(&flags[p..]).all(|(a, b)| a == b))
+        .context("Opus DTX did not settle into a cycle")?;
+    if flags[..period].iter().all(|&f| f) {
+        anyhow::bail!("this libopus does not do DTX");
+    }
+    Ok(tail[..period].to_vec())
 }
 
 /// Decodes every talker's loop locally (three loops in a row), sums them as
@@ -161,6 +198,16 @@ mod tests {
         let sound = Sound::new(3).expect("sound");
         assert_eq!(sound.talkers.len(), 3);
         assert!(sound.codec_delay <= Duration::from_millis(15), "{:?}", sound.codec_delay);
+    }
+
+    #[test]
+    fn dtx_silence_is_two_packets_about_every_400_ms() {
+        let cycle = dtx_cycle().expect("cycle");
+        let sent: Vec<usize> = cycle.iter().flatten().map(|p| p.len()).collect();
+        // A refresh frame and one 1-byte DTX frame per cycle of ~21 frames.
+        assert!((19..=25).contains(&cycle.len()), "{}", cycle.len());
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent.iter().any(|&n| n <= 2), "{sent:?}");
     }
 
     #[test]
