@@ -517,9 +517,22 @@ impl Mixer {
             .filter(|d| self.cfg.lock_tick_phase && slot_states.iter().any(|s| s.source() == Some(*d)));
         let mut phase_error = None;
         let mut phase_room = phase::Room::default();
+        // Where the reference plays, while the lock holds it near its aim.
+        let locked_at = reference
+            .and_then(|r| self.source_index.get(&r))
+            .and_then(|&i| self.sources[i].jb.playout_error(now))
+            .filter(|&e| phase::holds(e));
         for src in &mut self.sources {
             let slot = slot_states.iter().position(|s| s.source() == Some(src.id));
-            let quiet = is_quiet(src.jb.level_at_play(), threshold);
+            let level = src.jb.level_at_play();
+            // A speaker the lock keeps in phase (the reference, and speakers
+            // whose packets fall with its) is held or skipped a frame only
+            // when its packet is missing or it is two frames off, not at a
+            // quiet moment: the lock follows its small changes 1 ms at a
+            // time, and a whole frame of nudge would only fight it.
+            let in_lock = slot.is_some()
+                && locked_at.is_some_and(|r| src.jb.playout_error(now).is_some_and(|e| phase::in_phase(e, r)));
+            let quiet = if in_lock { level.is_none() } else { is_quiet(level, threshold) };
             let pending_empty = src.jb.pending() == 0;
             let adj = src.jb.begin_tick(now, slot.is_some(), quiet, pending_empty);
             if reference == Some(src.id) {

@@ -40,6 +40,24 @@ const GUARD: i64 = 48;
 /// still 10 ms more than the worst lateness seen recently.
 pub(crate) const AIM: i64 = -(FRAME / 4);
 
+/// Whether the lock can bring a reference whose playout error is `error`
+/// back to its aim by itself, a millisecond a tick (a jump of the jitter
+/// target moves the error at once; anything within a frame below or half a
+/// frame above the ideal): then the speakers in phase with it are left to
+/// the lock instead of being held or skipped a frame at a quiet moment.
+/// Their packets are still there (the target keeps 15 ms above the worst
+/// lateness seen); a missing one still makes a hold.
+pub(crate) fn holds(error: i64) -> bool {
+    error > -FRAME && error < FRAME / 2
+}
+
+/// Whether a speaker whose playout error is `error` plays in phase with the
+/// reference's `reference` (within 1 ms): a shift of the clock moves both
+/// alike.
+pub(crate) fn in_phase(error: i64, reference: i64) -> bool {
+    error.abs_diff(reference) <= STEP.unsigned_abs()
+}
+
 /// How far the tick clock may move before another selected speaker would
 /// be nudged: (earlier, later), samples. Start with [`Room::default`] and
 /// add each other speaker's playout error.

@@ -161,3 +161,29 @@ fn when_the_dominant_speaker_changes_the_lock_moves_to_the_new_one() {
     assert_eq!((b.late, b.plc_frames), (0, 0), "{b:?}");
     assert!((abc_db(sim.heard_between(100, 6.0, 8.0))[1] + 12.0).abs() < 3.0);
 }
+
+#[test]
+fn quiet_moments_and_jitter_do_not_nudge_speakers_the_lock_holds() {
+    // Three talkers in phase with 60 ms of silence (level says so) every
+    // second, a millisecond of jitter and now and then a packet 8 ms late,
+    // which raises the jitter target at once: the lock follows the target's
+    // changes 1 ms at a time; no frame of theirs is held or skipped at a
+    // quiet moment (which would move their audio by a whole frame).
+    let mut senders = talkers_arriving(Duration::from_millis(6));
+    for s in &mut senders {
+        s.talking = |n| n % 50 < 47;
+        s.jitter = Duration::from_millis(1);
+        // Just before a quiet moment, every 6 s (the jitter peak decays
+        // over 5 s, so each one raises the target again).
+        s.late_every = Some((300, 45, Duration::from_millis(8)));
+    }
+    let (locked, sim) = steady_p95(lock(true), &senders, 19);
+    let (unlocked, _) = steady_p95(lock(false), &senders, 19);
+    eprintln!("jitter and quiet moments: p95 locked {locked:?}, fixed clock {unlocked:?}");
+    for id in 1..=3 {
+        let s = sim.mixer.source_stats(SourceId(id)).unwrap();
+        assert_eq!((s.frames_held, s.frames_skipped, s.late), (0, 0, 0), "{s:?}");
+    }
+    // Target: up to 9 ms of jitter + 15 ms, the lock plays 5 ms of it.
+    assert!(locked <= Duration::from_millis(20), "{locked:?}");
+}

@@ -97,6 +97,9 @@ pub struct SenderSpec {
     pub opus_dtx: bool,
     /// Network delay before jitter (sets where packets fall between ticks).
     pub delay: Duration,
+    /// Packets `n` with `n % .0 == .1` arrive `.2` later than the others
+    /// (lateness now and then, as a busy machine makes).
+    pub late_every: Option<(u64, u64, Duration)>,
     /// From this frame on, RTP timestamps jump by `ts_jump.1`.
     pub ts_jump: Option<(u64, u32)>,
     /// Probability of replacing the payload by random bytes.
@@ -128,6 +131,7 @@ impl SenderSpec {
             dtx: false,
             opus_dtx: false,
             delay: Duration::from_millis(5),
+            late_every: None,
             ts_jump: None,
             corrupt: 0.0,
             garbage_level: 0.0,
@@ -262,7 +266,13 @@ pub fn generate(spec: &SenderSpec, t0: Instant, frames: u64, silence: &[u8]) -> 
         let send = Duration::from_secs_f64(
             n as f64 * f64::from(spec.packet_samples) / 48_000.0 / spec.rate,
         );
-        let delay = spec.delay + spec.jitter.mul_f64(rng.f64());
+        let mut delay = spec.delay + spec.jitter.mul_f64(rng.f64());
+        if let Some((every, at, extra)) = spec.late_every
+            && every > 0
+            && n % every == at
+        {
+            delay += extra;
+        }
         out.push(Event {
             arrival: t0 + send + delay,
             source: SourceId(spec.id),
