@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::protocol::{ClientMessage, ProtocolError, RosterEntry, ServerMessage, VERSION};
-use super::udp_batch::{send_all, BatchReceiver, BATCH};
+use super::udp_batch::{BatchReceiver, BatchSender, BATCH};
 use super::ice_tcp::{self, IceTcp};
 use confcast_media::room::Transport;
 use super::{
@@ -63,7 +63,8 @@ pub async fn start(config: MediaConfig) -> std::io::Result<Conference> {
     };
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let ice_timeout = config.ice_timeout;
-    let state = move |socket, tcp| Loop {
+    let state = move |socket: UdpSocket, tcp| Loop {
+        sender: BatchSender::new(&socket),
         socket,
         tcp,
         advertised_tcp,
@@ -158,6 +159,7 @@ struct Loop {
     ice_deadlines: BTreeSet<(Instant, String, ParticipantId)>,
     /// Datagrams collected from the Rooms, sent in batches.
     outgoing: Vec<confcast_media::room::Datagram>,
+    sender: BatchSender,
     /// Media metrics (see media_stats.rs).
     stats: media_stats::MediaStats,
 }
@@ -718,7 +720,7 @@ impl Loop {
         }
         if !self.outgoing.is_empty() {
             media_stats::sent(false, self.outgoing.len(), self.outgoing.iter().map(|d| d.contents.len()).sum());
-            send_all(&self.socket, &self.outgoing).await;
+            self.sender.send_all(&self.socket, &self.outgoing).await;
             self.outgoing.clear();
         }
     }

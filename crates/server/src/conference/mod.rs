@@ -6,6 +6,7 @@
 //! it through [`Conference`], a cheap handle of channels. Rooms exist in the
 //! loop only while someone is in them.
 
+mod gso;
 mod ice_tcp;
 mod media_loop;
 pub mod protocol;

@@ -1,16 +1,21 @@
 //! Many datagrams per system call on the media socket (`recvmmsg` and
-//! `sendmmsg`). One task serves every participant from this socket, and at a
-//! few hundred participants the fixed cost of one `recvfrom`/`sendto` per
-//! packet is a large share of its time.
+//! `sendmmsg`, the latter with UDP GSO: gso.rs). One task serves every
+//! participant from this socket, and at a few hundred participants the fixed
+//! cost of one `recvfrom`/`sendto` per packet is a large share of its time.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 
 use confcast_media::room::Datagram;
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
+};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+
+use super::gso::Plan;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
@@ -74,42 +79,115 @@ impl BatchReceiver {
     }
 }
 
-/// Sends every datagram, [`BATCH`] per call, waiting while the socket's
-/// buffer is full. One the kernel refuses (an unreachable address, say) is
-/// skipped and counted: it must not hold back the others.
-pub async fn send_all(socket: &UdpSocket, datagrams: &[Datagram]) {
-    {
-        let fd = socket.as_raw_fd();
-        let mut offset = 0;
-        while offset < datagrams.len() {
-            let chunk = &datagrams[offset..datagrams.len().min(offset + BATCH)];
-            let addresses: Vec<Option<SockaddrStorage>> = chunk
-                .iter()
-                .map(|d| Some(SockaddrStorage::from(d.destination)))
-                .collect();
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                chunk.iter().map(|d| [IoSlice::new(&d.contents)]).collect();
-            let outcome = socket.try_io(Interest::WRITABLE, || {
-                let headers = &mut MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-                let sent = sendmmsg(fd, headers, &slices, &addresses, [], MsgFlags::MSG_DONTWAIT)
-                    .map_err(io::Error::from)?;
-                Ok(sent.count())
-            });
-            match outcome {
-                Ok(sent) => offset += sent.max(1),
+/// Sends the media socket's datagrams, [`BATCH`] `sendmmsg` entries per
+/// call, with UDP GSO where the kernel takes it (see gso.rs): a run of
+/// equal-sized datagrams to one address (a video frame to one viewer) goes
+/// through the kernel's send path once rather than once per datagram.
+pub struct BatchSender {
+    /// The kernel supports GSO and has not refused it on this socket.
+    gso: bool,
+}
+
+impl BatchSender {
+    pub fn new(socket: &UdpSocket) -> Self {
+        // UDP_SEGMENT 0 changes nothing (sends without the control message
+        // stay whole), and only a kernel that knows the option (Linux 4.18+)
+        // accepts it.
+        let gso = setsockopt(socket, sockopt::UdpGsoSegment, &0).is_ok();
+        tracing::debug!(gso, "media socket: UDP segmentation offload");
+        Self { gso }
+    }
+
+    /// Sends every datagram, waiting while the socket's buffer is full. One
+    /// the kernel refuses (an unreachable address, say) is skipped and
+    /// counted: it must not hold back the others. When the kernel refuses a
+    /// GSO send itself (no checksum offload on the route: EIO; segments too
+    /// long for its MTU: EINVAL or EMSGSIZE; ...) its datagrams and the rest
+    /// are sent one by one, and if they go through that way, GSO stays off
+    /// on this socket: nothing is lost.
+    pub async fn send_all(&mut self, socket: &UdpSocket, datagrams: &[Datagram]) {
+        self.send_with(&mut SocketCalls(socket), datagrams).await;
+    }
+
+    async fn send_with(&mut self, calls: &mut impl SendCall, datagrams: &[Datagram]) {
+        let mut plan = Plan::new(datagrams, self.gso);
+        let mut next = 0;
+        // After a refused GSO send: its datagrams are the first `.0` of the
+        // plain plan, and `.1` is the error.
+        let mut refused: Option<(usize, io::Error)> = None;
+        while next < plan.messages.len() {
+            let (count, segment) = plan.call(next, BATCH, datagrams);
+            match calls.send(datagrams, &plan, next..next + count, segment) {
+                Ok(sent) => {
+                    if let Some((end, error)) = refused.take_if(|(end, _)| next < *end) {
+                        // Sent whole, the datagrams went: GSO was the problem.
+                        tracing::warn!(%error, segments = end, "the kernel refused UDP GSO on the media socket; sending datagrams one by one from now on");
+                        self.gso = false;
+                    }
+                    next += sent.max(1);
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    if socket.writable().await.is_err() {
+                    if calls.writable().await.is_err() {
                         return;
                     }
                 }
+                Err(error) if segment.is_some() => {
+                    // sendmmsg reports an error only when the first entry
+                    // failed: try it and the rest without GSO.
+                    let first = &plan.messages[next];
+                    refused = Some((first.datagrams.len(), error));
+                    plan = Plan::plain(plan.order[first.datagrams.start..].to_vec());
+                    next = 0;
+                }
                 Err(error) => {
-                    // sendmmsg reports an error only when the first datagram failed.
-                    tracing::debug!(%error, to = %chunk[0].destination, "media send failed");
+                    let destination = datagrams[plan.datagrams(&plan.messages[next])[0]].destination;
+                    tracing::debug!(%error, to = %destination, "media send failed");
                     metrics::counter!("media_send_errors_total").increment(1);
-                    offset += 1;
+                    next += 1;
                 }
             }
         }
+    }
+}
+
+/// One `sendmmsg` call (apart from the socket, so that the fall-back can be
+/// tested with a kernel that refuses).
+trait SendCall {
+    /// Sends the plan's `messages` in one call, cut at `segment` bytes with
+    /// GSO when given; returns how many of them the kernel took.
+    fn send(&mut self, datagrams: &[Datagram], plan: &Plan, messages: Range<usize>, segment: Option<u16>) -> io::Result<usize>;
+    /// Waits until the socket takes more.
+    async fn writable(&self) -> io::Result<()>;
+}
+
+struct SocketCalls<'s>(&'s UdpSocket);
+
+impl SendCall for SocketCalls<'_> {
+    fn send(&mut self, datagrams: &[Datagram], plan: &Plan, messages: Range<usize>, segment: Option<u16>) -> io::Result<usize> {
+        let messages = &plan.messages[messages];
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else { return Ok(0) };
+        let base = first.datagrams.start;
+        let slices: Vec<IoSlice<'_>> =
+            plan.order[base..last.datagrams.end].iter().map(|&i| IoSlice::new(&datagrams[i].contents)).collect();
+        let entries: Vec<&[IoSlice<'_>]> =
+            messages.iter().map(|m| &slices[m.datagrams.start - base..m.datagrams.end - base]).collect();
+        let addresses: Vec<Option<SockaddrStorage>> = messages
+            .iter()
+            .map(|m| Some(SockaddrStorage::from(datagrams[plan.order[m.datagrams.start]].destination)))
+            .collect();
+        let fd = self.0.as_raw_fd();
+        self.0.try_io(Interest::WRITABLE, || {
+            let control: Vec<ControlMessage<'_>> = segment.as_ref().map(ControlMessage::UdpGsoSegments).into_iter().collect();
+            let space = segment.map(|_| nix::cmsg_space!(u16));
+            let headers = &mut MultiHeaders::<SockaddrStorage>::preallocate(entries.len(), space);
+            let sent = sendmmsg(fd, headers, &entries, &addresses, &control, MsgFlags::MSG_DONTWAIT)
+                .map_err(io::Error::from)?;
+            Ok(sent.count())
+        })
+    }
+
+    async fn writable(&self) -> io::Result<()> {
+        self.0.writable().await
     }
 }
 
@@ -124,6 +202,8 @@ fn socket_addr(storage: &SockaddrStorage) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
+    use nix::errno::Errno;
+
     use super::*;
 
     async fn socket() -> UdpSocket {
@@ -142,7 +222,7 @@ mod tests {
             transport: Default::default(),
         };
         let datagrams: Vec<Datagram> = (0..150u8).map(|n| if n % 2 == 0 { to(&a, n) } else { to(&b, n) }).collect();
-        send_all(&server, &datagrams).await;
+        BatchSender::new(&server).send_all(&server, &datagrams).await;
 
         for (receiver, parity) in [(&a, 0), (&b, 1)] {
             let mut batch = BatchReceiver::new();
@@ -179,7 +259,7 @@ mod tests {
         // Port 0 cannot be sent to: EINVAL for that datagram alone.
         let refused: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let ok = a.local_addr().expect("addr");
-        send_all(&server, &[datagram(refused), datagram(ok), datagram(refused), datagram(ok)]).await;
+        BatchSender::new(&server).send_all(&server, &[datagram(refused), datagram(ok), datagram(refused), datagram(ok)]).await;
         let mut batch = BatchReceiver::new();
         let mut count = 0;
         while count < 2 {
@@ -188,5 +268,175 @@ mod tests {
             count += batch.datagrams().count();
         }
         assert_eq!(count, 2);
+    }
+
+    /// An RTP-like datagram of `len` bytes for stream `ssrc`, numbered `n`.
+    fn rtp(server: &UdpSocket, to: &UdpSocket, ssrc: u32, n: u8, len: usize) -> Datagram {
+        let mut contents = vec![n; len];
+        contents[0] = 0x80;
+        contents[1] = 96;
+        contents[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        Datagram {
+            source: server.local_addr().expect("addr"),
+            destination: to.local_addr().expect("addr"),
+            contents,
+            transport: Default::default(),
+        }
+    }
+
+    async fn receive(socket: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
+        let mut batch = BatchReceiver::new();
+        let mut got = Vec::new();
+        while got.len() < count {
+            socket.readable().await.expect("readable");
+            batch.try_receive(socket).expect("receive");
+            got.extend(batch.datagrams().map(|(_, contents)| contents.to_vec()));
+        }
+        got
+    }
+
+    /// With GSO (which loopback takes), a frame's packets and the audio
+    /// between them reach each viewer as the datagrams they were, each
+    /// stream in its order.
+    #[tokio::test]
+    async fn gso_sends_arrive_as_the_datagrams_they_were() {
+        let (server, a, b) = (socket().await, socket().await, socket().await);
+        let mut sender = BatchSender::new(&server);
+        assert!(sender.gso, "Linux 4.18+ supports UDP_SEGMENT");
+        let mut datagrams = Vec::new();
+        for viewer in [&a, &b] {
+            datagrams.push(rtp(&server, viewer, 7, 1, 1216));
+            datagrams.push(rtp(&server, viewer, 9, 2, 120));
+            datagrams.push(rtp(&server, viewer, 7, 3, 1216));
+            datagrams.push(rtp(&server, viewer, 7, 4, 1216));
+            datagrams.push(rtp(&server, viewer, 7, 5, 500));
+        }
+        sender.send_all(&server, &datagrams).await;
+        for (viewer, sent) in [(&a, &datagrams[..5]), (&b, &datagrams[5..])] {
+            let got = receive(viewer, 5).await;
+            let video: Vec<&Vec<u8>> = got.iter().filter(|d| d[11] == 7).collect();
+            let expected: Vec<&Vec<u8>> = sent.iter().map(|d| &d.contents).filter(|d| d[11] == 7).collect();
+            assert_eq!(video, expected);
+            assert!(got.contains(&sent[1].contents), "the audio arrives");
+        }
+        assert!(sender.gso);
+    }
+
+    /// An address the kernel refuses, in a GSO send: the send is retried
+    /// datagram by datagram, the others arrive, and GSO stays on.
+    #[tokio::test]
+    async fn a_refused_address_in_a_gso_send_leaves_gso_on() {
+        let (server, a) = (socket().await, socket().await);
+        let refused = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let mut sender = BatchSender::new(&server);
+        let mut datagrams: Vec<Datagram> = (1..=3).map(|n| rtp(&server, &refused, 7, n, 1000)).collect();
+        for d in &mut datagrams {
+            // Port 0 cannot be sent to: EINVAL.
+            d.destination.set_port(0);
+        }
+        datagrams.extend((4..=6).map(|n| rtp(&server, &a, 7, n, 1000)));
+        sender.send_all(&server, &datagrams).await;
+        let got = receive(&a, 3).await;
+        assert_eq!(got, datagrams[3..].iter().map(|d| d.contents.clone()).collect::<Vec<_>>());
+        assert!(sender.gso);
+    }
+
+    /// A kernel that refuses some sends, recording the entries it took.
+    struct Kernel {
+        refuses: fn(&Datagram, Option<u16>) -> Option<Errno>,
+        /// Per entry taken: its segment size when cut, and its datagrams.
+        taken: Vec<(Option<u16>, Vec<usize>)>,
+        gso_calls: usize,
+    }
+
+    impl Kernel {
+        fn new(refuses: fn(&Datagram, Option<u16>) -> Option<Errno>) -> Self {
+            Kernel { refuses, taken: Vec::new(), gso_calls: 0 }
+        }
+    }
+
+    impl SendCall for Kernel {
+        fn send(&mut self, datagrams: &[Datagram], plan: &Plan, messages: Range<usize>, segment: Option<u16>) -> io::Result<usize> {
+            self.gso_calls += usize::from(segment.is_some());
+            for (k, message) in plan.messages[messages.clone()].iter().enumerate() {
+                let entry = plan.datagrams(message);
+                if let Some(errno) = (self.refuses)(&datagrams[entry[0]], segment) {
+                    // Like sendmmsg: an error only when the first entry fails.
+                    return if k == 0 { Err(errno.into()) } else { Ok(k) };
+                }
+                self.taken.push((segment.filter(|_| entry.len() > 1), entry.to_vec()));
+            }
+            Ok(messages.len())
+        }
+
+        async fn writable(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn frames(ports: &[u16]) -> Vec<Datagram> {
+        let mut datagrams = Vec::new();
+        for &port in ports {
+            for (n, len) in [(1u8, 1216), (2, 1216), (3, 400)] {
+                let mut contents = vec![n; len];
+                contents[..12].copy_from_slice(&[0x80, 96, 0, n, 0, 0, 0, 0, 0, 0, 0, 7]);
+                datagrams.push(Datagram {
+                    source: "127.0.0.1:1".parse().expect("addr"),
+                    destination: SocketAddr::from(([127, 0, 0, 1], port)),
+                    contents,
+                    transport: Default::default(),
+                });
+            }
+        }
+        datagrams
+    }
+
+    /// A kernel (or route) that refuses GSO (EIO: no checksum offload;
+    /// EINVAL, EMSGSIZE: segments over the MTU) gets every datagram one by
+    /// one, in order, none lost, and no GSO send after that.
+    #[tokio::test]
+    async fn a_kernel_refusing_gso_gets_every_datagram_one_by_one() {
+        let refusals: [fn(&Datagram, Option<u16>) -> Option<Errno>; 3] = [
+            |_, segment| segment.map(|_| Errno::EIO),
+            |_, segment| segment.map(|_| Errno::EINVAL),
+            |_, segment| segment.map(|_| Errno::EMSGSIZE),
+        ];
+        for refuses in refusals {
+            let mut kernel = Kernel::new(refuses);
+            let mut sender = BatchSender { gso: true };
+            let datagrams = frames(&[10, 11]);
+            sender.send_with(&mut kernel, &datagrams).await;
+            assert_eq!(kernel.taken, (0..6).map(|i| (None, vec![i])).collect::<Vec<_>>());
+            assert!(!sender.gso);
+            assert_eq!(kernel.gso_calls, 1);
+            sender.send_with(&mut kernel, &datagrams).await;
+            assert_eq!(kernel.taken.len(), 12);
+            assert_eq!(kernel.gso_calls, 1, "no GSO once refused");
+        }
+    }
+
+    /// Without a refusal, each frame is one entry cut at its packets' size.
+    #[tokio::test]
+    async fn frames_go_as_one_entry_each() {
+        let mut kernel = Kernel::new(|_, _| None);
+        let mut sender = BatchSender { gso: true };
+        sender.send_with(&mut kernel, &frames(&[10, 11])).await;
+        assert_eq!(kernel.taken, vec![(Some(1216), vec![0, 1, 2]), (Some(1216), vec![3, 4, 5])]);
+        assert_eq!(kernel.gso_calls, 1);
+    }
+
+    /// One address refused (in a GSO send and alone): the others' datagrams
+    /// go, and GSO stays on for the next flush.
+    #[tokio::test]
+    async fn a_refused_address_is_not_a_refusal_of_gso() {
+        let mut kernel = Kernel::new(|d, _| (d.destination.port() == 10).then_some(Errno::EINVAL));
+        let mut sender = BatchSender { gso: true };
+        let datagrams = frames(&[10, 11]);
+        sender.send_with(&mut kernel, &datagrams).await;
+        assert_eq!(kernel.taken, vec![(None, vec![3]), (None, vec![4]), (None, vec![5])]);
+        assert!(sender.gso);
+        kernel.taken.clear();
+        sender.send_with(&mut kernel, &frames(&[11])).await;
+        assert_eq!(kernel.taken, vec![(Some(1216), vec![0, 1, 2])]);
     }
 }
