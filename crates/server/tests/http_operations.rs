@@ -43,6 +43,7 @@ const PROMISED: &[(&str, &str)] = &[
     ("delete", "/api/v1/rooms/{id}/whip/{session}"),
     ("post", "/api/v1/nodes/programs/{room}"),
     ("delete", "/api/v1/nodes/programs/{room}/{broadcast}"),
+    ("get", "/api/v1/nodes/programs/{room}/{broadcast}/problems"),
     ("get", "/api/v1/nodes/rooms/{id}/recordings"),
     ("delete", "/api/v1/nodes/recordings/{id}"),
     ("get", "/api/v1/live"),
