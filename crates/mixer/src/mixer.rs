@@ -527,12 +527,15 @@ impl Mixer {
             let level = src.jb.level_at_play();
             // A speaker the lock keeps in phase (the reference, and speakers
             // whose packets fall with its) is held or skipped a frame only
-            // when its packet is missing or it is two frames off, not at a
-            // quiet moment: the lock follows its small changes 1 ms at a
-            // time, and a whole frame of nudge would only fight it.
+            // when two frames off, not at a quiet moment and not for one
+            // late packet: the lock follows its small changes 1 ms at a
+            // time (a late packet raises the jitter target, and the lock
+            // then moves the ticks later), and a whole frame of nudge would
+            // only fight it. A missing packet is concealed (FEC or PLC, one
+            // frame either way) and playout stays where it is.
             let in_lock = slot.is_some()
                 && locked_at.is_some_and(|r| src.jb.playout_error(now).is_some_and(|e| phase::in_phase(e, r)));
-            let quiet = if in_lock { level.is_none() } else { is_quiet(level, threshold) };
+            let quiet = !in_lock && is_quiet(level, threshold);
             let pending_empty = src.jb.pending() == 0;
             let adj = src.jb.begin_tick(now, slot.is_some(), quiet, pending_empty);
             if reference == Some(src.id) {

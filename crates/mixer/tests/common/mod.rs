@@ -97,9 +97,9 @@ pub struct SenderSpec {
     pub opus_dtx: bool,
     /// Network delay before jitter (sets where packets fall between ticks).
     pub delay: Duration,
-    /// Packets `n` with `n % .0 == .1` arrive `.2` later than the others
+    /// Packets `n` with `n % .0` in `.1` arrive `.2` later than the others
     /// (lateness now and then, as a busy machine makes).
-    pub late_every: Option<(u64, u64, Duration)>,
+    pub late_every: Option<(u64, std::ops::Range<u64>, Duration)>,
     /// From this frame on, RTP timestamps jump by `ts_jump.1`.
     pub ts_jump: Option<(u64, u32)>,
     /// Probability of replacing the payload by random bytes.
@@ -267,11 +267,11 @@ pub fn generate(spec: &SenderSpec, t0: Instant, frames: u64, silence: &[u8]) -> 
             n as f64 * f64::from(spec.packet_samples) / 48_000.0 / spec.rate,
         );
         let mut delay = spec.delay + spec.jitter.mul_f64(rng.f64());
-        if let Some((every, at, extra)) = spec.late_every
-            && every > 0
-            && n % every == at
+        if let Some((every, at, extra)) = &spec.late_every
+            && *every > 0
+            && at.contains(&(n % every))
         {
-            delay += extra;
+            delay += *extra;
         }
         out.push(Event {
             arrival: t0 + send + delay,
