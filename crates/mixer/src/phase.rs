@@ -44,9 +44,8 @@ pub(crate) const AIM: i64 = -(FRAME / 4);
 /// back to its aim by itself, a millisecond a tick (a jump of the jitter
 /// target moves the error at once; anything within a frame below or half a
 /// frame above the ideal): then the speakers in phase with it are left to
-/// the lock instead of being held or skipped a frame at a quiet moment.
-/// Their packets are still there (the target keeps 15 ms above the worst
-/// lateness seen); a missing one still makes a hold.
+/// the lock instead of being held or skipped a frame (at a quiet moment or
+/// for a missing packet, which is concealed instead: the mixer's tick).
 pub(crate) fn holds(error: i64) -> bool {
     error > -FRAME && error < FRAME / 2
 }
