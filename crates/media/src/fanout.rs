@@ -361,14 +361,11 @@ impl Fanout {
                     // The frame before lost its last packet on the way in.
                     self.release_held(now);
                 }
-                let payload: Arc<[u8]> = Arc::from(payload.as_slice());
-                if !header.marker {
-                    self.held.push((*header, *codec, payload));
-                    self.held_since.get_or_insert(now);
-                    return;
+                self.held.push((*header, *codec, Arc::from(payload.as_slice())));
+                self.held_since.get_or_insert(now);
+                if header.marker {
+                    self.release_held(now);
                 }
-                self.release_held(now);
-                self.write_video(header, *codec, payload, now);
             }
             ProgramMedia::Audio { rtp_timestamp, payload } => {
                 for (id, viewer) in &mut self.viewers {
@@ -384,51 +381,59 @@ impl Fanout {
         }
     }
 
-    /// Writes the held video packets.
+    /// Writes the held video packets (a frame, or what arrived of it).
     fn release_held(&mut self, now: Instant) {
         self.held_since = None;
-        for (header, codec, payload) in std::mem::take(&mut self.held) {
-            self.write_video(&header, codec, payload, now);
-        }
+        let frame = std::mem::take(&mut self.held);
+        self.write_frame(&frame, now);
+        self.held = frame;
+        self.held.clear();
     }
 
-    /// Writes one video packet to every connected viewer that has started
-    /// (or starts now, at a keyframe). The payload is shared by every
-    /// viewer and their retransmission caches, not copied per viewer.
-    fn write_video(&mut self, header: &RtpHeader, codec: Codec, payload: Arc<[u8]>, now: Instant) {
-        let inspector = self.inspector.get_or_insert_with(|| FrameInspector::new(codec));
-        if inspector.codec() != codec {
-            *inspector = FrameInspector::new(codec);
+    /// Writes a frame's video packets to every connected viewer that has
+    /// started (or starts now, at a keyframe), one viewer after the other:
+    /// each viewer's stream is looked up once per frame. The payloads are
+    /// shared by every viewer and their retransmission caches, not copied
+    /// per viewer.
+    fn write_frame(&mut self, packets: &[(RtpHeader, Codec, Arc<[u8]>)], now: Instant) {
+        let mut starts = Vec::with_capacity(packets.len());
+        for (header, codec, payload) in packets {
+            let inspector = self.inspector.get_or_insert_with(|| FrameInspector::new(*codec));
+            if inspector.codec() != *codec {
+                *inspector = FrameInspector::new(*codec);
+            }
+            starts.push(inspector.inspect(header.sequence_number, header.timestamp, payload).is_ok_and(|info| info.keyframe_start));
         }
-        let keyframe_start = inspector
-            .inspect(header.sequence_number, header.timestamp, &payload)
-            .is_ok_and(|info| info.keyframe_start);
         let mut waiting = false;
         for (id, viewer) in &mut self.viewers {
-            if !viewer.connected {
-                continue;
-            }
-            if !viewer.started {
-                if !keyframe_start {
-                    waiting = true;
-                    continue;
-                }
-                viewer.started = true;
-            }
-            let (Some(mid), Some(pt)) = (viewer.video_mid, match codec {
-                Codec::H264 => viewer.h264_pt,
-                Codec::Vp8 => viewer.vp8_pt,
-            }) else {
-                continue;
-            };
-            let seq16 = header.sequence_number.wrapping_add(viewer.video_seq_offset);
-            // The unwrapper starts one cycle in; SRTP wants the first ROC to be 0.
-            let seq: SeqNo = viewer.video_seq.unwrap(u64::from(seq16)).saturating_sub(1 << 16).into();
-            let timestamp = header.timestamp.wrapping_add(viewer.video_ts_offset);
+            let (true, Some(mid)) = (viewer.connected, viewer.video_mid) else { continue };
             let mut api = viewer.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else { continue };
-            stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload.clone()).marker(header.marker).nackable(true));
-            mark_written(viewer, *id, &mut self.dirty);
+            let mut wrote = false;
+            for ((header, codec, payload), keyframe_start) in packets.iter().zip(&starts) {
+                if !viewer.started {
+                    if !keyframe_start {
+                        waiting = true;
+                        continue;
+                    }
+                    viewer.started = true;
+                }
+                let Some(pt) = (match codec {
+                    Codec::H264 => viewer.h264_pt,
+                    Codec::Vp8 => viewer.vp8_pt,
+                }) else {
+                    continue;
+                };
+                let seq16 = header.sequence_number.wrapping_add(viewer.video_seq_offset);
+                // The unwrapper starts one cycle in; SRTP wants the first ROC to be 0.
+                let seq: SeqNo = viewer.video_seq.unwrap(u64::from(seq16)).saturating_sub(1 << 16).into();
+                let timestamp = header.timestamp.wrapping_add(viewer.video_ts_offset);
+                stream.write_rtp(RtpWrite::new(pt, seq, timestamp, now, payload.clone()).marker(header.marker).nackable(true));
+                wrote = true;
+            }
+            if wrote {
+                mark_written(viewer, *id, &mut self.dirty);
+            }
         }
         if waiting {
             self.keyframe_wanted = true;
