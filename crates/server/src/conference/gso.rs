@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use confcast_media::room::{Datagram, Transport};
 
-/// Segments per send; Linux takes 64 at most (`UDP_MAX_SEGMENTS` before 6.10).
+/// Segments per send: every Linux with GSO takes 64 (`UDP_MAX_SEGMENTS`).
 pub const MAX_SEGMENTS: usize = 64;
 /// Bytes per send: one UDP datagram's limit, less the headers' room.
 pub const MAX_BYTES: usize = 64_000;
