@@ -204,6 +204,10 @@ struct OpensslDtlsInstance {
     /// When the handshake next gets a chance to retransmit.
     retry_at: Instant,
     failure: Option<String>,
+    /// Set once everything is handed out after the handshake: until the next
+    /// input nothing can come out, and str0m asks after every packet it
+    /// sends, so the answer is given without looking.
+    idle_until: Option<Instant>,
 }
 
 impl std::fmt::Debug for OpensslDtlsInstance {
@@ -220,6 +224,7 @@ impl OpensslDtlsInstance {
             pending: Pending::default(),
             retry_at: now + RETRY,
             failure: None,
+            idle_until: None,
         }
     }
 
@@ -319,6 +324,7 @@ impl OpensslDtlsInstance {
 
 impl DtlsInstance for OpensslDtlsInstance {
     fn set_active(&mut self, active: bool) {
+        self.idle_until = None;
         if self.active.is_none() {
             self.active = Some(active);
             // A client speaks first (ClientHello).
@@ -329,6 +335,7 @@ impl DtlsInstance for OpensslDtlsInstance {
     }
 
     fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        self.idle_until = None;
         if self.failure.is_some() || self.pending.close_notify {
             return Ok(());
         }
@@ -349,6 +356,9 @@ impl DtlsInstance for OpensslDtlsInstance {
     }
 
     fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
+        if let Some(until) = self.idle_until {
+            return DtlsOutput::Timeout(until);
+        }
         if let Some(io) = self.datagrams() {
             if let Some(datagram) = io.outgoing.front() {
                 if datagram.len() > buf.len() {
@@ -389,12 +399,17 @@ impl DtlsInstance for OpensslDtlsInstance {
         match self.phase {
             Some(Phase::Waiting(..) | Phase::Handshaking(_)) => DtlsOutput::Timeout(self.retry_at),
             // Nothing to wait for: a day is "never" for a WebRTC session's DTLS.
-            _ => DtlsOutput::Timeout(self.retry_at + Duration::from_secs(86_400)),
+            _ => {
+                let until = self.retry_at + Duration::from_secs(86_400);
+                self.idle_until = Some(until);
+                DtlsOutput::Timeout(until)
+            }
         }
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
         if now >= self.retry_at {
+            self.idle_until = None;
             self.retry_at = now + RETRY;
             if matches!(self.phase, Some(Phase::Handshaking(_))) {
                 self.drive();
@@ -404,6 +419,7 @@ impl DtlsInstance for OpensslDtlsInstance {
     }
 
     fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
+        self.idle_until = None;
         if data.is_empty() {
             return Ok(0);
         }
@@ -427,6 +443,7 @@ impl DtlsInstance for OpensslDtlsInstance {
     }
 
     fn close(&mut self) -> Result<(), DtlsImplError> {
+        self.idle_until = None;
         if let Some(Phase::Open(stream)) = self.phase.as_mut() {
             // Writes the close_notify alert; the peer's answer is not awaited.
             let _ = stream.shutdown();
