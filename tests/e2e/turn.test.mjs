@@ -16,7 +16,7 @@
  */
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -27,6 +27,7 @@ import { DESKTOP, collectErrors } from "./browser.mjs";
 import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil, toneLevels } from "./conference-media.mjs";
 import { keepPeerConnections, selectedPair } from "./peer-stats.mjs";
 import { startServer } from "./server.mjs";
+import { addVethPair, ip } from "./veth.mjs";
 
 const MEDIA_ADDRESS = "10.77.2.1";
 const TURN_ADDRESS = "10.77.2.2";
@@ -52,18 +53,8 @@ let coturnLog = "";
 /** @type {string} */
 let coturnDir;
 
-/** @param {string[]} args */
-function ip(args) {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function removeVeth() {
-  try {
-    ip(["link", "del", "cft0"]);
-  } catch {
-    // Not there.
-  }
-}
+/** @type {{ remove: () => void } | undefined} */
+let veth;
 
 /** Starts coturn on the test address and waits until it listens. */
 async function startCoturn() {
@@ -111,12 +102,7 @@ async function startCoturn() {
 }
 
 before(async () => {
-  removeVeth();
-  ip(["link", "add", "cft0", "type", "veth", "peer", "name", "cft1"]);
-  ip(["addr", "add", `${MEDIA_ADDRESS}/24`, "dev", "cft0"]);
-  ip(["addr", "add", `${TURN_ADDRESS}/24`, "dev", "cft1"]);
-  ip(["link", "set", "cft0", "up"]);
-  ip(["link", "set", "cft1", "up"]);
+  veth = addVethPair("cft", MEDIA_ADDRESS, TURN_ADDRESS);
   // Both addresses are this machine's, so the kernel would send confcast's
   // answers to the relay (10.77.2.2) from 10.77.2.2 itself, an address coturn
   // has no permission for; on two machines they come from the media address.
@@ -138,7 +124,7 @@ after(async () => {
   await media?.remove();
   coturn?.kill("SIGTERM");
   if (coturnDir) await rm(coturnDir, { recursive: true, force: true });
-  removeVeth();
+  veth?.remove();
 });
 
 /**

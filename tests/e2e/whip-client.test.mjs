@@ -28,6 +28,7 @@ import { after, before, test } from "node:test";
 import { DESKTOP, collectErrors } from "./browser.mjs";
 import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil, toneLevels } from "./conference-media.mjs";
 import { ROOT, startServer } from "./server.mjs";
+import { addVethPair } from "./veth.mjs";
 
 const MEDIA_ADDRESS = "10.77.3.1";
 const HOST = { username: "gina", password: "gina-secret-1", display_name: "Gina Host" };
@@ -49,18 +50,8 @@ let browser;
 /** Folder holding the libgupnp-igd stand-in. */
 let stubDir = "";
 
-/** @param {string[]} args */
-function ip(args) {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function removeVeth() {
-  try {
-    ip(["link", "del", "cfg0"]);
-  } catch {
-    // Not there.
-  }
-}
+/** @type {{ remove: () => void } | undefined} */
+let veth;
 
 before(async () => {
   stubDir = mkdtempSync(path.join(os.tmpdir(), "confcast-whip-client-"));
@@ -69,12 +60,7 @@ before(async () => {
     "-o", path.join(stubDir, "libgupnp-igd-1.0.so.4"),
     path.join(ROOT, "tests", "e2e", "whip-client", "gupnp-igd-stub.c"),
   ]);
-  removeVeth();
-  ip(["link", "add", "cfg0", "type", "veth", "peer", "name", "cfg1"]);
-  ip(["addr", "add", `${MEDIA_ADDRESS}/24`, "dev", "cfg0"]);
-  ip(["addr", "add", "10.77.3.2/24", "dev", "cfg1"]);
-  ip(["link", "set", "cfg0", "up"]);
-  ip(["link", "set", "cfg1", "up"]);
+  veth = addVethPair("cfg", MEDIA_ADDRESS, "10.77.3.2");
   [server, media] = await Promise.all([
     startServer({ host: "0.0.0.0", args: ["--public-ip", MEDIA_ADDRESS] }),
     makeFakeMedia(["blue"], [660]),
@@ -86,7 +72,7 @@ after(async () => {
   await browser?.close();
   await server?.stop();
   await media?.remove();
-  removeVeth();
+  veth?.remove();
   if (stubDir) rmSync(stubDir, { recursive: true, force: true });
 });
 

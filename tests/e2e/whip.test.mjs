@@ -14,13 +14,14 @@
  */
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { DESKTOP, collectErrors } from "./browser.mjs";
 import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil, toneLevels } from "./conference-media.mjs";
 import { ROOT, startServer } from "./server.mjs";
+import { addVethPair } from "./veth.mjs";
 
 const PYTHON = process.env.CONFCAST_E2E_PYTHON || path.join(ROOT, "target", "e2e-venv", "bin", "python");
 const MEDIA_ADDRESS = "10.77.1.1";
@@ -33,26 +34,11 @@ let media;
 /** @type {import("playwright-core").Browser} */
 let browser;
 
-/** @param {string[]} args */
-function ip(args) {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function removeVeth() {
-  try {
-    ip(["link", "del", "cfw0"]);
-  } catch {
-    // Not there.
-  }
-}
+/** @type {{ remove: () => void } | undefined} */
+let veth;
 
 before(async () => {
-  removeVeth();
-  ip(["link", "add", "cfw0", "type", "veth", "peer", "name", "cfw1"]);
-  ip(["addr", "add", `${MEDIA_ADDRESS}/24`, "dev", "cfw0"]);
-  ip(["addr", "add", "10.77.1.2/24", "dev", "cfw1"]);
-  ip(["link", "set", "cfw0", "up"]);
-  ip(["link", "set", "cfw1", "up"]);
+  veth = addVethPair("cfw", MEDIA_ADDRESS, "10.77.1.2");
   [server, media] = await Promise.all([
     startServer({ host: "0.0.0.0", args: ["--public-ip", MEDIA_ADDRESS] }),
     makeFakeMedia(["blue"], [660]),
@@ -64,7 +50,7 @@ after(async () => {
   await browser?.close();
   await server?.stop();
   await media?.remove();
-  removeVeth();
+  veth?.remove();
 });
 
 test("an aiortc encoder publishes over WHIP and the host watches and hears it", { timeout: 120_000 }, async (t) => {
