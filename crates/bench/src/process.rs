@@ -153,6 +153,18 @@ pub async fn request(
     Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
 }
 
+/// GET of a plain-text resource (e.g. `/metrics`): status and body.
+pub async fn get_text(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = Request::builder().method("GET").uri(path).header("host", addr.to_string()).body(Full::new(Bytes::new()))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 /// Registers a user and returns its bearer token.
 pub async fn register(addr: SocketAddr, username: &str) -> anyhow::Result<String> {
     let body = serde_json::json!({"username": username, "password": "benchmark password", "display_name": username});

@@ -213,6 +213,10 @@ pub struct Room {
     program_on: bool,
     program: VecDeque<ProgramMedia>,
     program_dropped: u64,
+    /// When the datagram being handled reached the machine (the kernel's
+    /// stamp), if the shell knows: the mixer's jitter buffers measure from
+    /// it. str0m gets the time the datagram was read, which never goes back.
+    arrival: Option<Instant>,
 }
 
 impl Room {
@@ -245,6 +249,7 @@ impl Room {
             program_on: false,
             program: VecDeque::new(),
             program_dropped: 0,
+            arrival: None,
         })
     }
 
@@ -416,6 +421,32 @@ impl Room {
     /// [`Room::handle_datagram`] for either transport: a packet de-framed
     /// from an ICE-TCP connection comes with `Transport::Tcp`.
     pub fn handle_packet(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) -> Result<bool, RoomError> {
+        self.handle_packet_arrived(transport, source, contents, now, now)
+    }
+
+    /// [`Room::handle_packet`] for a datagram read at `now` that reached
+    /// the machine at `arrival` (it waited in the socket meanwhile).
+    pub fn handle_packet_arrived(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+        arrival: Instant,
+    ) -> Result<bool, RoomError> {
+        self.arrival = Some(arrival.min(now));
+        let handled = self.handle_read_packet(transport, source, contents, now);
+        self.arrival = None;
+        handled
+    }
+
+    fn handle_read_packet(
         &mut self,
         transport: Transport,
         source: SocketAddr,
@@ -656,7 +687,8 @@ impl Room {
             level,
             payload: pkt.payload.to_vec(),
         };
-        self.mixer.push_packet(SourceId(id.0), packet, now);
+        let arrival = self.arrival.unwrap_or(now);
+        self.mixer.push_packet(SourceId(id.0), packet, arrival);
     }
 
     /// Sends every Participant their mix from one mixer tick, and acts on the

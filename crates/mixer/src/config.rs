@@ -91,7 +91,7 @@ impl Default for MixerConfig {
             min_speaker_time: Duration::from_millis(500),
             dominant_margin_db: 3.0,
             dominant_hold: Duration::from_millis(300),
-            lock_tick_phase: false,
+            lock_tick_phase: true,
             program_pcm: false,
             max_catch_up: Duration::from_millis(100),
         }

@@ -72,9 +72,9 @@ pub const LATENCY_BUCKETS: usize = 256;
 ///
 /// One value per frame a selected speaker contributes to the mix (decoded,
 /// FEC or PLC; not plain silence): the time from the arrival of the packet
-/// that holds the frame's first sample to the tick that plays it out, plus
-/// the 20 ms frame itself. That is the jitter-buffer wait plus one frame,
-/// what the mixer adds on top of the network. For concealed audio, whose
+/// that holds the frame's first sample to the tick that plays it out: the
+/// jitter-buffer wait, what the mixer adds on top of the network (its
+/// re-encode's algorithmic delay comes on top). For concealed audio, whose
 /// packet never arrived, the arrival it would have had at the source's
 /// smallest observed delay is used.
 #[derive(Clone, PartialEq, Eq)]

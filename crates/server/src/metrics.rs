@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// The process's recorder, installed on first use.
 pub fn handle() -> PrometheusHandle {
@@ -16,6 +16,13 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets(&[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .expect("constant buckets are valid")
+                // Audio added latency lives between a few and a few tens of
+                // milliseconds: 2 ms steps there.
+                .set_buckets_for_metric(
+                    Matcher::Full("mixer_added_latency_seconds".to_owned()),
+                    &[0.002, 0.004, 0.006, 0.008, 0.010, 0.012, 0.014, 0.016, 0.018, 0.020, 0.022, 0.024, 0.026, 0.028, 0.030, 0.032, 0.034, 0.036, 0.038, 0.040, 0.045, 0.050, 0.060, 0.080, 0.100, 0.150, 0.200],
+                )
                 .expect("constant buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();

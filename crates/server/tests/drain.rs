@@ -146,6 +146,9 @@ async fn media_metrics_count_a_conference_on_air() {
     assert!(ticks > 100.0, "a tick every 20 ms: {text}");
     let encodes = m("mixer_encodes_total");
     assert!(encodes >= 1.0 && encodes <= ticks * 3.0, "{encodes} encodes in {ticks} ticks: {text}");
+    for series in ["mixer_added_latency_seconds_bucket", "mixer_jitter_frames_skipped_total", "mixer_jitter_frames_held_total"] {
+        assert!(text.contains(series), "{series} missing: {text}");
+    }
     assert!(m("recording_bytes_written_total") > 1000.0, "{text}");
     assert!(m("process_start_time_seconds") > 1.7e9, "{text}");
     server.kill().unwrap();

@@ -17,9 +17,10 @@ mod confcast;
 mod dtx;
 mod engine;
 mod janus;
+mod server_view;
 mod sound;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 
 use engine::{Engine, Snapshot};
+use server_view::ServerView;
 use sound::Sound;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -150,6 +152,8 @@ struct Outcome {
     added: Vec<Duration>,
     lost_peers: usize,
     totals: Snapshot,
+    /// What the server itself reported over the window (confcast only).
+    server_view: Option<String>,
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Option<Duration> {
@@ -201,15 +205,19 @@ impl Outcome {
         );
         let t = &self.totals;
         println!(
-            "    load generator send timing: slots late p99 {:.1} ms, max {:.1} ms (longest loop step {:.1} ms)",
+            "    load generator send timing: slots late p99 {:.1} ms, max {:.1} ms (longest loop step {:.1} ms); talker packets sent late by up to {:.1} ms",
             t.slot_late_p99.as_secs_f64() * 1000.0,
             t.slot_late_max.as_secs_f64() * 1000.0,
-            t.longest_step.as_secs_f64() * 1000.0
+            t.longest_step.as_secs_f64() * 1000.0,
+            t.talker_send_late_max.as_secs_f64() * 1000.0
         );
         println!(
             "    since start: datagrams in {} (not accepted {}), send errors {}, write errors {}, refused destinations {}, disconnects {}",
             t.datagrams, t.not_accepted, t.send_errors, t.write_errors, t.refused_destinations, t.disconnected
         );
+        if let Some(view) = &self.server_view {
+            println!("    {view}");
+        }
         if self.lost_peers > 0 {
             println!("    WARNING: {} peers not connected at the end of the run", self.lost_peers);
         }
@@ -319,7 +327,7 @@ async fn run_confcast(args: &Args, sound: &Arc<Sound>, n: usize) -> anyhow::Resu
         println!("    {} of {n} joins failed, first: {}", failed.len(), failed[0]);
     }
     let join = (started.elapsed(), server.process().cpu()?.saturating_sub(cpu_before_joins));
-    let outcome = measure(args, sound, &engine, server.process(), "confcast".to_owned(), n, join).await;
+    let outcome = measure(args, sound, &engine, server.process(), Some(server.addr), "confcast".to_owned(), n, join).await;
     let _ = stop_tx.send(true);
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(engine);
@@ -360,7 +368,7 @@ async fn run_janus(args: &Args, sound: &Arc<Sound>, n: usize) -> anyhow::Result<
     }
     let join = (started.elapsed(), server.process().cpu()?.saturating_sub(cpu_before_joins));
     let name = format!("Janus AudioBridge {} kHz", settings.sampling_rate / 1000);
-    let outcome = measure(args, sound, &engine, server.process(), name, n, join).await;
+    let outcome = measure(args, sound, &engine, server.process(), None, name, n, join).await;
     if server.hangups() > 0 {
         println!("    Janus hung up {} peers", server.hangups());
     }
@@ -370,12 +378,15 @@ async fn run_janus(args: &Args, sound: &Arc<Sound>, n: usize) -> anyhow::Result<
 }
 
 /// Warm-up, then the window: CPU of the server and of this process,
-/// packets, payloads and latency markers over the same span.
+/// packets, payloads and latency markers over the same span; `metrics`:
+/// where confcast's `/metrics` can be read for its own view.
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     args: &Args,
     sound: &Sound,
     engine: &Engine,
     server: Proc,
+    metrics: Option<SocketAddr>,
     name: String,
     n: usize,
     join: (Duration, Duration),
@@ -385,9 +396,17 @@ async fn measure(
     let before: Snapshot = engine.snapshot().await?;
     let (cpu0, own0) = (server.cpu()?, Proc::own_cpu()?);
     let rss0 = server.rss_mib()?;
+    let view0 = match metrics {
+        Some(addr) => ServerView::scrape(addr).await.ok(),
+        None => None,
+    };
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let mut after: Snapshot = engine.snapshot().await?;
     let (cpu1, own1) = (server.cpu()?, Proc::own_cpu()?);
+    let server_view = match (metrics, view0) {
+        (Some(addr), Some(view0)) => ServerView::scrape(addr).await.ok().map(|view1| view0.until(&view1).describe()),
+        _ => None,
+    };
     let rss = server.rss_mib()?;
     let window = after.at.zip(before.at).map_or(Duration::from_secs(args.seconds), |(a, b)| a - b);
     let secs = window.as_secs_f64();
@@ -413,5 +432,6 @@ async fn measure(
         added,
         lost_peers: after.peers.saturating_sub(after.connected),
         totals: after,
+        server_view,
     })
 }

@@ -168,7 +168,7 @@ impl Loop {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         // Every media metric is shown from the start, at zero.
         media_stats::handles();
-        let mut receiver = BatchReceiver::new();
+        let mut receiver = BatchReceiver::new(&self.socket);
         let sleep = tokio::time::sleep_until(self.next_wake().into());
         tokio::pin!(sleep);
         loop {
@@ -205,11 +205,11 @@ impl Loop {
                     return;
                 }
             };
-            let now = Instant::now();
             let mut bytes = 0;
-            for (from, contents) in receiver.datagrams() {
+            let now = Instant::now();
+            for (from, contents, arrival) in receiver.datagrams() {
                 bytes += contents.len();
-                self.datagram(Transport::Udp, from, contents, now);
+                self.datagram(Transport::Udp, from, contents, now, arrival);
             }
             media_stats::received(false, count, bytes);
             if count < BATCH {
@@ -226,11 +226,12 @@ impl Loop {
     }
 
     /// A packet from a UDP datagram or an ICE-TCP frame.
-    fn datagram(&mut self, transport: Transport, from: SocketAddr, contents: &[u8], now: Instant) {
+    /// `arrival`: when the kernel received it (`now` when unknown).
+    fn datagram(&mut self, transport: Transport, from: SocketAddr, contents: &[u8], now: Instant, arrival: Instant) {
         match self.by_address.get(&(transport, from)) {
             Some(Owner::Room(room_id)) => {
                 if let Some(live) = self.rooms.get_mut(room_id)
-                    && matches!(live.room.handle_packet(transport, from, contents, now), Ok(true))
+                    && matches!(live.room.handle_packet_arrived(transport, from, contents, now, arrival), Ok(true))
                 {
                     self.touched.push(room_id.clone());
                     return;
@@ -772,7 +773,7 @@ impl Loop {
         let now = Instant::now();
         media_stats::received(true, packets.len(), packets.iter().map(|(_, c)| c.len()).sum());
         for (from, contents) in packets {
-            self.datagram(Transport::Tcp, from, &contents, now);
+            self.datagram(Transport::Tcp, from, &contents, now, now);
         }
     }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use confcast_media::fanout::Fanout;
 use confcast_media::ParticipantId;
-use confcast_mixer::SourceId;
-use metrics::{Counter, Gauge};
+use confcast_mixer::{SourceId, LATENCY_BUCKETS};
+use metrics::{Counter, Gauge, Histogram};
 
 use super::LiveRoom;
 
@@ -36,6 +36,9 @@ pub(super) struct Handles {
     ticks: Counter,
     ticks_skipped: Counter,
     encodes: Counter,
+    frames_skipped: Counter,
+    frames_held: Counter,
+    added_latency: Histogram,
 }
 
 pub(super) fn handles() -> &'static Handles {
@@ -72,6 +75,9 @@ pub(super) fn handles() -> &'static Handles {
             ticks: metrics::counter!("mixer_ticks_total"),
             ticks_skipped: metrics::counter!("mixer_ticks_skipped_total"),
             encodes: metrics::counter!("mixer_encodes_total"),
+            frames_skipped: metrics::counter!("mixer_jitter_frames_skipped_total"),
+            frames_held: metrics::counter!("mixer_jitter_frames_held_total"),
+            added_latency: metrics::histogram!("mixer_added_latency_seconds"),
         }
     })
 }
@@ -98,12 +104,30 @@ pub(super) fn sent(tcp: bool, packets: usize, bytes: usize) {
     p.increment(packets as u64);
 }
 
+/// Moves what the mixer's 1 ms latency buckets gained since the last look
+/// into the Prometheus histogram (each frame at its bucket's middle).
+fn record_latency(histogram: &Histogram, buckets: &[u64; LATENCY_BUCKETS], seen: &mut Vec<u64>) {
+    seen.resize(LATENCY_BUCKETS, 0);
+    for (ms, (&now, before)) in buckets.iter().zip(seen.iter_mut()).enumerate() {
+        let new = now.saturating_sub(*before);
+        *before = now;
+        let seconds = (ms as f64 + 0.5) / 1000.0;
+        for _ in 0..new {
+            histogram.record(seconds);
+        }
+    }
+}
+
 /// What one room's mixer had counted at the last look.
 #[derive(Default)]
 struct Seen {
     ticks: u64,
     ticks_skipped: u64,
     encodes: u64,
+    frames_skipped: u64,
+    frames_held: u64,
+    /// The mixer's added-latency histogram (1 ms buckets).
+    latency: Vec<u64>,
     /// Per participant (mixer source): packets received and lost.
     sources: HashMap<u64, (u64, u64)>,
 }
@@ -133,6 +157,10 @@ impl MediaStats {
             h.ticks_skipped.increment(stats.ticks_skipped.saturating_sub(seen.ticks_skipped));
             h.encodes.increment(stats.encodes.saturating_sub(seen.encodes));
             (seen.ticks, seen.ticks_skipped, seen.encodes) = (stats.ticks, stats.ticks_skipped, stats.encodes);
+            h.frames_skipped.increment(stats.frames_skipped.saturating_sub(seen.frames_skipped));
+            h.frames_held.increment(stats.frames_held.saturating_sub(seen.frames_held));
+            (seen.frames_skipped, seen.frames_held) = (stats.frames_skipped, stats.frames_held);
+            record_latency(&h.added_latency, stats.latency.buckets(), &mut seen.latency);
             let selection = live.room.router().selection();
             seen.sources.retain(|source, _| live.people.contains_key(&ParticipantId(*source)));
             for participant in live.people.keys() {

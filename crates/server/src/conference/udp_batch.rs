@@ -7,11 +7,14 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime};
 
 use confcast_media::room::Datagram;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
+    sockopt,
 };
+use nix::sys::time::TimeSpec;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -23,20 +26,34 @@ pub const BATCH: usize = 64;
 /// longer one is not ours and is dropped.
 const MAX_DATAGRAM: usize = 2048;
 
-/// Reads up to [`BATCH`] datagrams at a time.
+/// Reads up to [`BATCH`] datagrams at a time, each with the time the kernel
+/// received it.
 /// (nix's message headers hold raw pointers, so they are made per call:
 /// the loop that owns these must stay `Send`.)
 pub struct BatchReceiver {
     buffers: Vec<Vec<u8>>,
-    /// The last batch: buffer index, length and sender of each datagram.
-    received: Vec<(usize, usize, SocketAddr)>,
+    /// The last batch: buffer index, length, sender and arrival of each
+    /// datagram.
+    received: Vec<(usize, usize, SocketAddr, Instant)>,
+    /// The kernel stamps each datagram (`SO_TIMESTAMPNS`).
+    stamped: bool,
 }
 
 impl BatchReceiver {
-    pub fn new() -> Self {
+    /// Asks the kernel to stamp `socket`'s datagrams with their arrival
+    /// time: a datagram that waits in the socket while the loop mixes a
+    /// tick then still counts as arriving when it did, so the jitter
+    /// buffers do not mistake the server's own busy moments for network
+    /// jitter. Without stamps, arrival is when the batch is read.
+    pub fn new(socket: &UdpSocket) -> Self {
+        let stamped = setsockopt(socket, sockopt::ReceiveTimestampns, &true).is_ok();
+        if !stamped {
+            tracing::info!("the kernel does not stamp received datagrams; arrival is when they are read");
+        }
         Self {
             buffers: vec![vec![0; MAX_DATAGRAM]; BATCH],
             received: Vec::with_capacity(BATCH),
+            stamped,
         }
     }
 
@@ -44,20 +61,28 @@ impl BatchReceiver {
     /// datagrams were read (0 when none was waiting).
     pub fn try_receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let fd = socket.as_raw_fd();
-        let Self { buffers, received } = self;
+        let Self { buffers, received, stamped } = self;
         received.clear();
         let outcome = socket.try_io(Interest::READABLE, || {
-            let headers = &mut MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+            let control = stamped.then(|| nix::cmsg_space!(TimeSpec));
+            let headers = &mut MultiHeaders::<SockaddrStorage>::preallocate(BATCH, control);
             let mut slices: Vec<[IoSliceMut<'_>; 1]> =
                 buffers.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
             let messages = recvmmsg(fd, headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
                 .map_err(io::Error::from)?;
+            let clock = ReadClock::now();
             let mut count = 0;
             for (index, message) in messages.enumerate() {
                 count += 1;
+                let stamp = message.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|m| match m {
+                        ControlMessageOwned::ScmTimestampns(t) => Some(t),
+                        _ => None,
+                    })
+                });
                 match message.address.as_ref().and_then(socket_addr) {
                     Some(from) if !message.flags.contains(MsgFlags::MSG_TRUNC) => {
-                        received.push((index, message.bytes, from));
+                        received.push((index, message.bytes, from, clock.arrival(stamp)));
                     }
                     _ => metrics::counter!("media_datagrams_invalid_total").increment(1),
                 }
@@ -71,11 +96,39 @@ impl BatchReceiver {
         }
     }
 
-    /// The datagrams of the last batch, with their senders.
-    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
+    /// The datagrams of the last batch, with their senders and arrivals.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8], Instant)> + '_ {
         self.received
             .iter()
-            .map(|&(index, len, from)| (from, &self.buffers[index][..len.min(MAX_DATAGRAM)]))
+            .map(|&(index, len, from, at)| (from, &self.buffers[index][..len.min(MAX_DATAGRAM)], at))
+    }
+}
+
+/// The kernel stamps datagrams on the wall clock; the loop works on the
+/// monotonic one. Both read once per batch, so a stamp becomes "this long
+/// before the read".
+struct ReadClock {
+    monotonic: Instant,
+    wall: SystemTime,
+}
+
+/// A stamp further back than this is not believed (the wall clock was
+/// stepped): the datagram counts as arriving at the read.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+impl ReadClock {
+    fn now() -> Self {
+        ReadClock { monotonic: Instant::now(), wall: SystemTime::now() }
+    }
+
+    fn arrival(&self, stamp: Option<TimeSpec>) -> Instant {
+        let Some(stamp) = stamp else { return self.monotonic };
+        let stamped = SystemTime::UNIX_EPOCH + Duration::from(stamp);
+        match self.wall.duration_since(stamped) {
+            Ok(waited) if waited <= MAX_WAIT => self.monotonic.checked_sub(waited).unwrap_or(self.monotonic),
+            // Stamped "after" the read, or too long ago: the clock moved.
+            _ => self.monotonic,
+        }
     }
 }
 
@@ -225,12 +278,12 @@ mod tests {
         BatchSender::new(&server).send_all(&server, &datagrams).await;
 
         for (receiver, parity) in [(&a, 0), (&b, 1)] {
-            let mut batch = BatchReceiver::new();
+            let mut batch = BatchReceiver::new(receiver);
             let mut got = Vec::new();
             while got.len() < 75 {
                 receiver.readable().await.expect("readable");
                 batch.try_receive(receiver).expect("receive");
-                for (from, contents) in batch.datagrams() {
+                for (from, contents, _) in batch.datagrams() {
                     assert_eq!(from, server.local_addr().expect("addr"));
                     got.push(contents.to_vec());
                 }
@@ -241,14 +294,42 @@ mod tests {
 
         server.send_to(&[7; MAX_DATAGRAM + 1], a.local_addr().expect("addr")).await.expect("send");
         server.send_to(&[8; 20], a.local_addr().expect("addr")).await.expect("send");
-        let mut batch = BatchReceiver::new();
+        let mut batch = BatchReceiver::new(&a);
         let mut got = Vec::new();
         while got.is_empty() {
             a.readable().await.expect("readable");
             batch.try_receive(&a).expect("receive");
-            got.extend(batch.datagrams().map(|(_, contents)| contents.to_vec()));
+            got.extend(batch.datagrams().map(|(_, contents, _)| contents.to_vec()));
         }
         assert_eq!(got, vec![vec![8; 20]]);
+    }
+
+    /// A datagram that waited in the socket keeps the time it arrived, not
+    /// the time it was read.
+    #[tokio::test]
+    async fn arrival_is_when_the_kernel_received_it() {
+        let (server, a) = (socket().await, socket().await);
+        let mut batch = BatchReceiver::new(&a);
+        assert!(batch.stamped, "Linux stamps datagrams");
+        let sent = Instant::now();
+        server.send_to(&[1; 8], a.local_addr().expect("addr")).await.expect("send");
+        std::thread::sleep(Duration::from_millis(50));
+        a.readable().await.expect("readable");
+        let read = Instant::now();
+        batch.try_receive(&a).expect("receive");
+        let (_, _, arrival) = batch.datagrams().next().expect("one datagram");
+        assert!(arrival >= sent.checked_sub(Duration::from_millis(5)).expect("past"), "{:?} before sending", sent - arrival);
+        assert!(read - arrival >= Duration::from_millis(45), "arrival only {:?} before the read", read - arrival);
+    }
+
+    #[test]
+    fn a_stamp_from_the_future_or_the_distant_past_counts_as_the_read() {
+        let clock = ReadClock::now();
+        let from = |t: SystemTime| Some(TimeSpec::from(t.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970")));
+        assert_eq!(clock.arrival(None), clock.monotonic);
+        assert_eq!(clock.arrival(from(clock.wall + Duration::from_secs(3))), clock.monotonic);
+        assert_eq!(clock.arrival(from(clock.wall - Duration::from_secs(30))), clock.monotonic);
+        assert_eq!(clock.arrival(from(clock.wall - Duration::from_millis(7))), clock.monotonic - Duration::from_millis(7));
     }
 
     /// A destination the kernel refuses does not stop the rest of the batch.
@@ -260,7 +341,7 @@ mod tests {
         let refused: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let ok = a.local_addr().expect("addr");
         BatchSender::new(&server).send_all(&server, &[datagram(refused), datagram(ok), datagram(refused), datagram(ok)]).await;
-        let mut batch = BatchReceiver::new();
+        let mut batch = BatchReceiver::new(&a);
         let mut count = 0;
         while count < 2 {
             a.readable().await.expect("readable");
@@ -285,12 +366,12 @@ mod tests {
     }
 
     async fn receive(socket: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
-        let mut batch = BatchReceiver::new();
+        let mut batch = BatchReceiver::new(socket);
         let mut got = Vec::new();
         while got.len() < count {
             socket.readable().await.expect("readable");
             batch.try_receive(socket).expect("receive");
-            got.extend(batch.datagrams().map(|(_, contents)| contents.to_vec()));
+            got.extend(batch.datagrams().map(|(_, contents, _)| contents.to_vec()));
         }
         got
     }
