@@ -12,6 +12,8 @@ use crate::process::get_text;
 const LATENCY: &str = "mixer_added_latency_seconds_bucket";
 const SKIPPED: &str = "mixer_jitter_frames_skipped_total";
 const HELD: &str = "mixer_jitter_frames_held_total";
+const ENCODES: &str = "mixer_encodes_total";
+const TICKS: &str = "mixer_ticks_total";
 
 /// Cumulative counts at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20,6 +22,8 @@ pub struct ServerView {
     buckets: Vec<(f64, f64)>,
     skipped: f64,
     held: f64,
+    encodes: f64,
+    ticks: f64,
 }
 
 impl ServerView {
@@ -51,6 +55,10 @@ impl ServerView {
                 view.skipped = value;
             } else if name == HELD {
                 view.held = value;
+            } else if name == ENCODES {
+                view.encodes = value;
+            } else if name == TICKS {
+                view.ticks = value;
             }
         }
         view.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -64,6 +72,8 @@ impl ServerView {
             buckets: later.buckets.iter().map(|&(bound, n)| (bound, (n - before(bound)).max(0.0))).collect(),
             skipped: later.skipped - self.skipped,
             held: later.held - self.held,
+            encodes: later.encodes - self.encodes,
+            ticks: later.ticks - self.ticks,
         }
     }
 
@@ -96,7 +106,8 @@ impl ServerView {
     pub fn describe(&self) -> String {
         let ms = |q| self.latency_ms(q).map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
         format!(
-            "server's own view (/metrics): jitter-buffer wait of {} mixed frames p50 {} ms p95 {} ms (2 ms buckets); frames skipped {}, held {}",
+            "server's own view (/metrics): Opus encodes per tick {:.2}; jitter-buffer wait of {} mixed frames p50 {} ms p95 {} ms (2 ms buckets); frames skipped {}, held {}",
+            self.encodes / self.ticks.max(1.0),
             self.frames(),
             ms(0.5),
             ms(0.95),
@@ -114,12 +125,16 @@ mod tests {
         mixer_added_latency_seconds_bucket{le=\"0.01\"} 0\n\
         mixer_added_latency_seconds_bucket{le=\"0.02\"} 10\n\
         mixer_added_latency_seconds_bucket{le=\"+Inf\"} 10\n\
-        mixer_jitter_frames_skipped_total 1\n";
+        mixer_jitter_frames_skipped_total 1\n\
+        mixer_encodes_total 40\n\
+        mixer_ticks_total 10\n";
     const LATER: &str = "mixer_added_latency_seconds_bucket{le=\"0.01\"} 0\n\
         mixer_added_latency_seconds_bucket{le=\"0.02\"} 110\n\
         mixer_added_latency_seconds_bucket{le=\"+Inf\"} 110\n\
         mixer_jitter_frames_skipped_total 3\n\
-        mixer_jitter_frames_held_total 2\n";
+        mixer_jitter_frames_held_total 2\n\
+        mixer_encodes_total 440\n\
+        mixer_ticks_total 110\n";
 
     #[test]
     fn the_window_is_the_difference_and_quantiles_interpolate() {
@@ -127,6 +142,7 @@ mod tests {
         assert_eq!(window.frames(), 100.0);
         assert_eq!(window.skipped, 2.0);
         assert_eq!(window.held, 2.0);
+        assert_eq!(window.encodes / window.ticks, 4.0);
         // All 100 frames between 10 and 20 ms: the median half-way.
         let p50 = window.latency_ms(0.5).unwrap();
         assert!((p50 - 15.0).abs() < 1e-9, "{p50}");
