@@ -166,6 +166,12 @@ struct World {
     events: Vec<RoomEvent>,
     /// The mixer's counters after every Room timer run that produced ticks.
     stats: Vec<MixerStats>,
+    /// Every `.0`th datagram to the server waits `.1` before the Room reads
+    /// it (a busy server loop); `.2`: the Room is told when it arrived.
+    read_late: Option<(u64, Duration, bool)>,
+    to_server: u64,
+    /// Datagrams waiting to be read: (read at, arrived at, datagram).
+    unread: VecDeque<(Instant, Instant, Datagram)>,
 }
 
 impl World {
@@ -187,7 +193,21 @@ impl World {
             clients: Vec::new(),
             net: VecDeque::new(),
             events: Vec::new(),
+            read_late: None,
+            to_server: 0,
+            unread: VecDeque::new(),
         }
+    }
+
+    /// Hands the Room a datagram that reached it at `arrived`.
+    fn deliver(&mut self, d: &Datagram, arrived: Instant) {
+        let told = match self.read_late {
+            Some((_, _, true)) => arrived,
+            _ => self.now,
+        };
+        self.room
+            .handle_packet_arrived(d.transport, d.source, &d.contents, self.now, told)
+            .expect("room input");
     }
 
     fn join(&mut self, id: ParticipantId, role: Role, freq: f64) {
@@ -249,11 +269,23 @@ impl World {
             while let Some(e) = self.room.poll_event() {
                 self.events.push(e);
             }
+            if self.unread.front().is_some_and(|(at, _, _)| *at <= self.now) {
+                if let Some((_, arrived, d)) = self.unread.pop_front() {
+                    self.deliver(&d, arrived);
+                }
+                continue;
+            }
             if let Some(d) = self.net.pop_front() {
                 if d.destination == self.server {
-                    self.room
-                        .handle_datagram(d.source, &d.contents, self.now)
-                        .expect("room input");
+                    self.to_server += 1;
+                    match self.read_late {
+                        Some((every, wait, _)) if self.to_server % every == 0 => {
+                            self.unread.push_back((self.now + wait, self.now, d));
+                        }
+                        // Keeps the order: nothing overtakes a datagram still unread.
+                        _ if !self.unread.is_empty() => self.unread.push_back((self.now, self.now, d)),
+                        _ => self.deliver(&d, self.now),
+                    }
                 } else if let Some(c) = self.clients.iter_mut().find(|c| c.addr == d.destination) {
                     let input = Input::Receive(
                         self.now,
@@ -278,6 +310,7 @@ impl World {
                 .flat_map(|c| [Some(c.timeout), c.next_audio()])
                 .flatten()
                 .chain(self.room.poll_timeout())
+                .chain(self.unread.front().map(|(at, _, _)| *at))
                 .min()
                 .expect("some timer");
             self.now = self
@@ -403,6 +436,31 @@ fn talking_started(w: &World, who: ParticipantId) -> bool {
         participant: who,
         talking: true,
     })
+}
+
+/// A server loop that reads some datagrams late (busy mixing) must not
+/// look like network jitter: the jitter buffers measure from when a packet
+/// arrived (the kernel's stamp), so their playout delay stays where an
+/// on-time network puts it. Told only the read time, they grow it.
+#[test]
+fn packets_read_late_count_from_their_arrival() {
+    let target_of_a = |stamped: bool| {
+        let t0 = Instant::now();
+        let mut w = three_talkers(t0);
+        // One datagram in 7 (a talker's packet now and then) waits 15 ms.
+        w.read_late = Some((7, Duration::from_millis(15), stamped));
+        w.run_until(t0 + Duration::from_secs(3));
+        assert!(w.to_server > 100, "datagrams flowed");
+        let a = w.source_stats(A);
+        assert!(a.packets_received > 100, "{a:?}");
+        a.target_delay_ms
+    };
+    let stamped = target_of_a(true);
+    let read_time = target_of_a(false);
+    eprintln!("jitter target with arrival stamps {stamped} ms, with read times {read_time} ms");
+    // Minimum target (15 ms) plus little: the network itself is steady.
+    assert!(stamped <= 17.0, "{stamped} ms");
+    assert!(read_time >= stamped + 10.0, "{read_time} ms vs {stamped} ms");
 }
 
 #[test]
