@@ -11,6 +11,7 @@
 #
 # Usage: scripts/bench-audio-mix.sh [confcast-bench audio-mix options]
 #   e.g. scripts/bench-audio-mix.sh --sizes 10,100,1000 --seconds 20
+#        scripts/bench-audio-mix.sh --talk speech --sizes 100 --seconds 20
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,14 @@ if ! command -v janus >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
   "${sudo[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q janus iproute2
+fi
+
+# `--talk speech` synthesises the talkers' speech with espeak-ng.
+if [[ " $* " == *" speech "* || " $* " == *"--talk=speech"* ]] && ! command -v espeak-ng >/dev/null 2>&1; then
+  echo "bench: installing espeak-ng (Debian package)"
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q espeak-ng
 fi
 
 target=${CARGO_TARGET_DIR:-target}

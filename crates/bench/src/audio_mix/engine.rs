@@ -292,7 +292,7 @@ impl State {
         new.socket.set_nonblocking(true).ok()?;
         let tx = new.socket.try_clone().ok()?;
         let socket = UdpSocket::from_std(new.socket).ok()?;
-        let probe = new.probe.then(|| opus::Decoder::new(48_000, opus::Channels::Mono).ok()).flatten().map(|decoder| Probe {
+        let probe = (new.probe && self.sound.marker()).then(|| opus::Decoder::new(48_000, opus::Channels::Mono).ok()).flatten().map(|decoder| Probe {
             decoder,
             detector: GapDetector::default(),
             pcm: vec![0; 5760],

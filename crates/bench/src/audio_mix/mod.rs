@@ -1,6 +1,7 @@
 //! Audio mixing under load: one room of N participants, 3 of them talking,
 //! everyone sending 20 ms Opus packets with the RFC 6464 audio level (the
-//! talkers a tone, the others encoded silence at level -127), against the
+//! talkers a tone, or with `--talk speech` synthesised speech; the others
+//! encoded silence at level -127), against the
 //! real `confcast` binary and, for comparison, Janus AudioBridge. Silent
 //! participants behave as Chrome does with each server: with Opus DTX when
 //! that server's SDP answer asks for it (`usedtx=1`), else a packet every
@@ -11,7 +12,8 @@
 //! audio payloads the listeners received per 20 ms (= encodes per tick: a
 //! shared encode reaches many listeners with the same bytes), and the
 //! server-added latency measured at a listener from the talkers' periodic
-//! silence marker (see `sound`).
+//! silence marker (see `sound`; tones only), and the server's own view from
+//! its `/metrics` (confcast only).
 
 mod confcast;
 mod dtx;
@@ -19,6 +21,7 @@ mod engine;
 mod janus;
 mod server_view;
 mod sound;
+mod speech;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -62,9 +65,12 @@ pub struct Args {
     /// Room size of the Janus comparison (confcast also runs at this size).
     #[arg(long, default_value_t = 100)]
     compare_size: usize,
-    /// Participants talking (a tone); the others send silence.
+    /// Participants talking; the others send silence.
     #[arg(long, default_value_t = 3)]
     talkers: usize,
+    /// What the talkers send: a tone each, or synthesised speech each.
+    #[arg(long, value_enum, default_value = "tones")]
+    talk: sound::Talk,
     /// Length of the measured window, seconds.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
@@ -154,6 +160,8 @@ struct Outcome {
     totals: Snapshot,
     /// What the server itself reported over the window (confcast only).
     server_view: Option<String>,
+    /// Whether the latency marker was timed (not with speech).
+    marker: bool,
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Option<Duration> {
@@ -195,14 +203,18 @@ impl Outcome {
             self.received_pps / self.n.max(1) as f64,
             self.encodes_per_tick
         );
-        println!(
-            "    latency marker: {} detections; end-to-end p50 {} ms p95 {} ms; server-added (minus one codec pass) p50 {} ms p95 {} ms",
-            self.e2e.len(),
-            ms(quantile(&self.e2e, 0.5)),
-            ms(quantile(&self.e2e, 0.95)),
-            ms(quantile(&self.added, 0.5)),
-            ms(quantile(&self.added, 0.95)),
-        );
+        if self.marker {
+            println!(
+                "    latency marker: {} detections; end-to-end p50 {} ms p95 {} ms; server-added (minus one codec pass) p50 {} ms p95 {} ms",
+                self.e2e.len(),
+                ms(quantile(&self.e2e, 0.5)),
+                ms(quantile(&self.e2e, 0.95)),
+                ms(quantile(&self.added, 0.5)),
+                ms(quantile(&self.added, 0.95)),
+            );
+        } else {
+            println!("    latency marker: not used with speech (its own pauses would pass for the marker's silence)");
+        }
         let t = &self.totals;
         println!(
             "    load generator send timing: slots late p99 {:.1} ms, max {:.1} ms (longest loop step {:.1} ms); talker packets sent late by up to {:.1} ms",
@@ -229,7 +241,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("talkers and seconds must be positive");
     }
     str0m::crypto::from_feature_flags().install_process_default();
-    let sound = Arc::new(Sound::new(args.talkers)?);
+    let sound = Arc::new(Sound::new(args.talkers, args.talk)?);
     let dtx_rule = match args.dtx {
         Dtx::Answer => format!(
             "with Opus DTX where the server's answer asks for it (then {} packets per {} ms while silent, as Chrome), \
@@ -240,18 +252,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Dtx::Off => "a packet every 20 ms (DTX off)".to_owned(),
     };
     println!(
-        "audio-mix: {} talking (tone at level {} dBov with 60 ms of silence every second), the rest encoded \
+        "audio-mix: {} talking ({} at level {} dBov with 60 ms of silence every second), the rest encoded \
          silence at level {} dBov, {dtx_rule}; {} s warm-up, {} s window",
         args.talkers,
+        match args.talk {
+            sound::Talk::Tones => "a tone each",
+            sound::Talk::Speech => "synthesised speech each",
+        },
         sound::TALK_LEVEL,
         sound::SILENT_LEVEL,
         args.warmup,
         args.seconds
     );
-    println!(
-        "one Opus encode+decode (subtracted from the end-to-end marker delay): {:.1} ms",
-        sound.codec_delay.as_secs_f64() * 1000.0
-    );
+    if sound.marker() {
+        println!(
+            "one Opus encode+decode (subtracted from the end-to-end marker delay): {:.1} ms",
+            sound.codec_delay.as_secs_f64() * 1000.0
+        );
+    }
     let mut outcomes: Vec<Outcome> = Vec::new();
     if args.target != Target::Janus {
         let mut sizes = args.sizes.clone();
@@ -433,5 +451,6 @@ async fn measure(
         lost_peers: after.peers.saturating_sub(after.connected),
         totals: after,
         server_view,
+        marker: sound.marker(),
     })
 }

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 
 /// Samples per 20 ms packet at 48 kHz.
 pub const FRAME: usize = 960;
@@ -43,6 +43,14 @@ pub struct Sound {
     pub dtx_silence: Vec<Option<Arc<[u8]>>>,
     /// One Opus encode + decode, as the detector sees it.
     pub codec_delay: Duration,
+    pub talk: Talk,
+}
+
+impl Sound {
+    /// Whether a listener can time the latency marker in this signal.
+    pub fn marker(&self) -> bool {
+        self.talk == Talk::Tones
+    }
 }
 
 fn encoder() -> anyhow::Result<opus::Encoder> {
@@ -52,17 +60,35 @@ fn encoder() -> anyhow::Result<opus::Encoder> {
     Ok(enc)
 }
 
+/// What the talkers send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Talk {
+    /// A steady tone each (440, 660, 990 Hz, ...).
+    Tones,
+    /// Synthesised speech each (speech.rs; needs `espeak-ng`).
+    Speech,
+}
+
 /// Encodes two loops of talker `t`'s signal and keeps the second, so the
 /// encoder state at the loop point is the one a continuous sender has.
-fn talker_loop(t: usize) -> anyhow::Result<Vec<Arc<[u8]>>> {
+fn talker_loop(t: usize, talk: Talk) -> anyhow::Result<Vec<Arc<[u8]>>> {
     let freq = FREQUENCIES[t % FREQUENCIES.len()] * (1.0 + (t / FREQUENCIES.len()) as f64 * 0.1);
+    let speech = match talk {
+        Talk::Tones => None,
+        // Speech peaks higher than the tone for a similar loudness.
+        Talk::Speech => Some(super::speech::talker(t, GAP_START as usize * FRAME, 2.0 * AMPLITUDE)?),
+    };
     let mut enc = encoder()?;
     let mut out = Vec::new();
     for n in 0..2 * LOOP_FRAMES {
         let pcm: Vec<i16> = (0..FRAME)
             .map(|i| {
-                if n % LOOP_FRAMES >= GAP_START {
+                let k = n % LOOP_FRAMES;
+                if k >= GAP_START {
                     return 0;
+                }
+                if let Some(speech) = &speech {
+                    return speech[k as usize * FRAME + i] as i16;
                 }
                 let s = (n as usize * FRAME + i) as f64 / 48_000.0;
                 ((2.0 * std::f64::consts::PI * freq * s).sin() * AMPLITUDE) as i16
@@ -77,16 +103,21 @@ fn talker_loop(t: usize) -> anyhow::Result<Vec<Arc<[u8]>>> {
 }
 
 impl Sound {
-    pub fn new(talkers: usize) -> anyhow::Result<Sound> {
-        let loops = (0..talkers).map(talker_loop).collect::<anyhow::Result<Vec<_>>>()?;
+    pub fn new(talkers: usize, talk: Talk) -> anyhow::Result<Sound> {
+        let loops = (0..talkers).map(|t| talker_loop(t, talk)).collect::<anyhow::Result<Vec<_>>>()?;
         let mut enc = encoder()?;
         let mut silence = Vec::new();
         for _ in 0..5 {
             silence = enc.encode_vec(&[0i16; FRAME], 1500)?;
         }
-        let codec_delay = codec_delay(&loops).context("cannot calibrate the codec delay")?;
+        // Speech has pauses of its own that the marker's detector would
+        // take for the gap: with speech there is no marker (see `marker`).
+        let codec_delay = match talk {
+            Talk::Tones => codec_delay(&loops).context("cannot calibrate the codec delay")?,
+            Talk::Speech => Duration::ZERO,
+        };
         let dtx_silence = dtx_cycle()?;
-        Ok(Sound { talkers: loops, silence: Arc::from(silence), dtx_silence, codec_delay })
+        Ok(Sound { talkers: loops, silence: Arc::from(silence), dtx_silence, codec_delay, talk })
     }
 }
 
@@ -148,6 +179,12 @@ fn codec_delay(loops: &[Vec<Arc<[u8]>>]) -> anyhow::Result<Duration> {
     }
     // The second loop's gap (the first may start before the detector is armed).
     let gap = (LOOP_FRAMES + GAP_START) as usize * FRAME;
+    // Anything else the detector fires on would pass for a marker on the
+    // network too: the signal must have no other silence.
+    let loop_len = LOOP_FRAMES as usize * FRAME;
+    if let Some(&wrong) = found.iter().find(|&&s| s >= loop_len && (s % loop_len) < GAP_START as usize * FRAME) {
+        bail!("the talkers' signal falls silent {} ms into its loop, where the latency marker is not", wrong % loop_len / 48);
+    }
     let onset = found.into_iter().find(|&s| s >= gap).context("no gap found in the local decode")?;
     Ok(Duration::from_secs_f64((onset - gap) as f64 / 48_000.0))
 }
@@ -195,7 +232,7 @@ mod tests {
 
     #[test]
     fn the_codec_delay_is_a_few_milliseconds() {
-        let sound = Sound::new(3).expect("sound");
+        let sound = Sound::new(3, Talk::Tones).expect("sound");
         assert_eq!(sound.talkers.len(), 3);
         assert!(sound.codec_delay <= Duration::from_millis(15), "{:?}", sound.codec_delay);
     }
