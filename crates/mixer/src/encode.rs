@@ -14,6 +14,14 @@
 //!   decoded before, so their mix-minus is the full mix they were hearing.
 //!   Without the warm-up the first ~40 ms after the switch decode as noise;
 //!   with it they are as clean as any other frame;
+//! * the signal type is left to Opus's analysis (speech modes for speech,
+//!   its cheaper music mode for music), but that analysis needs about half a
+//!   second of input to settle, longer than the warm-up: a freshly reset
+//!   encoder would start in the speech modes while the full mix is coded as
+//!   music, and the listener's decoder would hear the mode change as a
+//!   glitch. So the slot encoder is told the full mix's current mode (read
+//!   from its last packet's TOC byte) for the warm-up and the first
+//!   [`STEER_FRAMES`], then left to the analysis again;
 //! * optionally, the first frame a listener receives from another encoder
 //!   is encoded with prediction disabled. Measured, this did not help on top
 //!   of the warm-up and costs quality, so it is off by default.
@@ -30,12 +38,24 @@ use crate::mix::Pcm;
 
 /// Output buffer size; a 20 ms frame at our bitrates is ~100 bytes.
 const MAX_OUT: usize = 1500;
+/// Frames after a warm-up for which a slot encoder keeps the full mix's
+/// mode as its signal type (Opus's analysis settles in about this long).
+const STEER_FRAMES: u32 = 30;
 
 pub(crate) struct StreamEncoder {
     encoder: Option<opus::Encoder>,
     pub limiter: Limiter,
     out: Vec<u8>,
     settings: EncoderSettings,
+    /// Frames left before the signal type goes back to Opus's analysis.
+    steered: u32,
+}
+
+/// The signal type that keeps an encoder in the mode of a stream whose
+/// last packet starts with `toc` (RFC 6716 section 3.1: configurations
+/// 16 to 31 are CELT only, the music mode; below, SILK or hybrid).
+pub(crate) fn signal_of(toc: u8) -> opus::Signal {
+    if toc >> 3 >= 16 { opus::Signal::Music } else { opus::Signal::Voice }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -65,12 +85,12 @@ impl std::fmt::Debug for StreamEncoder {
     }
 }
 
-fn configure(enc: &mut opus::Encoder, s: &EncoderSettings) -> opus::Result<()> {
+fn configure(enc: &mut opus::Encoder, s: &EncoderSettings, signal: opus::Signal) -> opus::Result<()> {
     enc.set_bitrate(opus::Bitrate::Bits(s.bitrate))?;
     enc.set_complexity(s.complexity)?;
     enc.set_inband_fec(s.fec)?;
     enc.set_packet_loss_perc(s.loss)?;
-    enc.set_signal(opus::Signal::Voice)?;
+    enc.set_signal(signal)?;
     enc.set_dtx(false)?;
     Ok(())
 }
@@ -82,12 +102,13 @@ impl StreamEncoder {
             opus::Channels::Mono,
             opus::Application::Voip,
         )?;
-        configure(&mut enc, &settings)?;
+        configure(&mut enc, &settings, opus::Signal::Auto)?;
         Ok(StreamEncoder {
             encoder: Some(enc),
             limiter: Limiter::new(),
             out: vec![0; MAX_OUT],
             settings,
+            steered: 0,
         })
     }
 
@@ -101,6 +122,12 @@ impl StreamEncoder {
         if independent {
             let _ = enc.set_prediction_disabled(true);
         }
+        if self.steered > 0 {
+            self.steered -= 1;
+            if self.steered == 0 {
+                let _ = enc.set_signal(opus::Signal::Auto);
+            }
+        }
         let r = enc.encode_float(pcm, &mut self.out);
         if independent {
             let _ = enc.set_prediction_disabled(false);
@@ -112,16 +139,19 @@ impl StreamEncoder {
     }
 
     /// Resets and replays `history` (oldest first) so this encoder's state
-    /// matches what a listener who heard `history` has decoded. Returns the
-    /// number of warm-up encodes.
-    pub fn warm_up(&mut self, history: &[Pcm], limiter: &Limiter) -> u64 {
+    /// matches what a listener who heard `history` has decoded; `follow`:
+    /// the first byte of the full mix's last packet, whose mode it keeps
+    /// for a while. Returns the number of warm-up encodes.
+    pub fn warm_up(&mut self, history: &[Pcm], limiter: &Limiter, follow: Option<u8>) -> u64 {
         self.limiter = limiter.clone();
         let Some(enc) = &mut self.encoder else {
             return 0;
         };
-        if enc.reset_state().is_err() || configure(enc, &self.settings).is_err() {
+        let signal = follow.map_or(opus::Signal::Auto, signal_of);
+        if enc.reset_state().is_err() || configure(enc, &self.settings, signal).is_err() {
             return 0;
         }
+        self.steered = if follow.is_some() { STEER_FRAMES } else { 0 };
         let mut n = 0;
         for frame in history {
             if enc.encode_float(frame, &mut self.out).is_ok() {
@@ -129,5 +159,20 @@ impl StreamEncoder {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_toc_tells_music_mode_from_the_speech_modes() {
+        // Configuration numbers (top 5 bits) 0-11 SILK, 12-15 hybrid, 16-31 CELT.
+        for config in 0u8..32 {
+            let toc = config << 3 | 0b011;
+            let expected = if config >= 16 { opus::Signal::Music } else { opus::Signal::Voice };
+            assert_eq!(signal_of(toc), expected, "config {config}");
+        }
     }
 }

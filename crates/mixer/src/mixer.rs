@@ -657,7 +657,8 @@ impl Mixer {
             };
             let mut first = slot_newcomer[i];
             if out.encoded_for != Some(source) {
-                self.stats.warmup_encodes += out.encoder.warm_up(history, &self.full.limiter);
+                let follow = full_payload.as_ref().and_then(|p| p.first().copied());
+                self.stats.warmup_encodes += out.encoder.warm_up(history, &self.full.limiter, follow);
                 first = true;
             }
             let mut mm = SILENCE;
