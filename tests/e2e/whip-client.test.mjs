@@ -26,7 +26,8 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { DESKTOP, collectErrors } from "./browser.mjs";
-import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil, toneLevels } from "./conference-media.mjs";
+import { launchWithFakeDevices, makeFakeMedia } from "./conference-media.mjs";
+import { hostWithIngestKey, watchAndHearEncoder } from "./ingest.mjs";
 import { ROOT, startServer } from "./server.mjs";
 import { addVethPair } from "./veth.mjs";
 
@@ -85,19 +86,7 @@ test("simple-whip-client (GStreamer) publishes over WHIP and the host watches an
   let encoder = null;
   let output = "";
   try {
-    const registered = await context.request.post("/api/v1/auth/register", { data: HOST });
-    assert.equal(registered.status(), 201, await registered.text());
-    const { token, room } = await registered.json();
-    const created = await context.request.post(`/api/v1/rooms/${room.id}/ingest-keys`, {
-      data: { name: "GStreamer studio" },
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    assert.equal(created.status(), 201, await created.text());
-    const key = await created.json();
-
-    await page.goto(`/rooms/${encodeURIComponent(room.id)}`);
-    await page.getByRole("button", { name: "Join conference", exact: true }).click();
-    await page.waitForFunction(() => document.documentElement.dataset.conferenceState === "connected", null, { timeout: 30_000 });
+    const key = await hostWithIngestKey(context, page, HOST, "GStreamer studio");
 
     // The server is reached on the veth address: that is where libnice looks.
     const whipUrl = `http://${MEDIA_ADDRESS}:${new URL(server.baseUrl).port}${key.whip_url}`;
@@ -109,24 +98,7 @@ test("simple-whip-client (GStreamer) publishes over WHIP and the host watches an
     encoder.stderr?.on("data", (chunk) => (output += chunk));
     const exited = new Promise((resolve) => encoder?.on("exit", (code, signal) => resolve({ code, signal })));
 
-    const row = page.locator(".participant").filter({ hasText: "GStreamer studio" });
-    await row.waitFor({ timeout: 30_000 }).catch((err) => {
-      throw new Error(`the encoder never appeared in the roster (${err}); encoder output:\n${output}`);
-    });
-    await row.getByRole("button", { name: "Watch", exact: true }).click();
-    const colour = await pollUntil(() => mainVideoColour(page), (c) => colourName(c) === "red", {
-      timeout: 30_000,
-      what: "the encoder's red picture",
-    }).catch((err) => {
-      throw new Error(`${err.message}; encoder output:\n${output}`);
-    });
-    t.diagnostic(`watching the encoder: ${JSON.stringify(colour)}`);
-    const tones = await pollUntil(() => toneLevels(page, [440, 660], 2000), (l) => l[440] >= 30 && l[660] < 20, {
-      timeout: 30_000,
-      interval: 0,
-      what: "the encoder's 440 Hz tone, without the host's own 660 Hz, in the mix",
-    });
-    t.diagnostic(`the host hears (dB above the floor): ${JSON.stringify(tones)}`);
+    const row = await watchAndHearEncoder(t, page, "GStreamer studio", () => output);
     assert.match(output, /DTLS connected/);
 
     // Ctrl-C: the client ends its WHIP session (DELETE) and leaves the roster.

@@ -19,7 +19,8 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { DESKTOP, collectErrors } from "./browser.mjs";
-import { colourName, launchWithFakeDevices, mainVideoColour, makeFakeMedia, pollUntil, toneLevels } from "./conference-media.mjs";
+import { launchWithFakeDevices, makeFakeMedia } from "./conference-media.mjs";
+import { hostWithIngestKey, watchAndHearEncoder } from "./ingest.mjs";
 import { ROOT, startServer } from "./server.mjs";
 import { addVethPair } from "./veth.mjs";
 
@@ -61,19 +62,7 @@ test("an aiortc encoder publishes over WHIP and the host watches and hears it", 
   /** @type {import("node:child_process").ChildProcess | null} */
   let encoder = null;
   try {
-    const registered = await context.request.post("/api/v1/auth/register", { data: HOST });
-    assert.equal(registered.status(), 201, await registered.text());
-    const { token, room } = await registered.json();
-    const created = await context.request.post(`/api/v1/rooms/${room.id}/ingest-keys`, {
-      data: { name: "Studio camera" },
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    assert.equal(created.status(), 201, await created.text());
-    const key = await created.json();
-
-    await page.goto(`/rooms/${encodeURIComponent(room.id)}`);
-    await page.getByRole("button", { name: "Join conference", exact: true }).click();
-    await page.waitForFunction(() => document.documentElement.dataset.conferenceState === "connected", null, { timeout: 30_000 });
+    const key = await hostWithIngestKey(context, page, HOST, "Studio camera");
 
     let output = "";
     encoder = spawn(PYTHON, [path.join(ROOT, "tests", "e2e", "whip_publisher.py"), `${server.baseUrl}${key.whip_url}`, key.token, "20"], {
@@ -83,20 +72,7 @@ test("an aiortc encoder publishes over WHIP and the host watches and hears it", 
     encoder.stderr?.on("data", (chunk) => (output += chunk));
     const exited = new Promise((resolve) => encoder?.on("exit", (code) => resolve(code)));
 
-    const row = page.locator(".participant").filter({ hasText: "Studio camera" });
-    await row.waitFor({ timeout: 30_000 }).catch((err) => {
-      throw new Error(`the encoder never appeared in the roster (${err}); encoder output:\n${output}`);
-    });
-    await row.getByRole("button", { name: "Watch", exact: true }).click();
-    const colour = await pollUntil(() => mainVideoColour(page), (c) => colourName(c) === "red", { timeout: 30_000, what: "the encoder's red picture" });
-    t.diagnostic(`watching the encoder: ${JSON.stringify(colour)}`);
-    // The encoder's tone, and not the host's own (as in the conference test).
-    const tones = await pollUntil(() => toneLevels(page, [440, 660], 2000), (l) => l[440] >= 30 && l[660] < 20, {
-      timeout: 30_000,
-      interval: 0,
-      what: "the encoder's 440 Hz tone, without the host's own 660 Hz, in the mix",
-    });
-    t.diagnostic(`the host hears (dB above the floor): ${JSON.stringify(tones)}`);
+    const row = await watchAndHearEncoder(t, page, "Studio camera", () => output);
 
     // The encoder ends its session (DELETE): it leaves the roster.
     const code = await exited;

@@ -20,6 +20,19 @@ fn talkers_arriving(delay: Duration) -> Vec<SenderSpec> {
     s
 }
 
+/// Three talkers in phase, 6 ms after the nominal tick with 1 ms of jitter,
+/// silent (and saying so) for 60 ms every second, and late now and then as
+/// `late` says (see `SenderSpec::late_every`).
+fn talkers_with_quiet_moments(late: (u64, std::ops::Range<u64>, Duration)) -> Vec<SenderSpec> {
+    let mut senders = talkers_arriving(Duration::from_millis(6));
+    for s in &mut senders {
+        s.talking = |n| n % 50 < 47;
+        s.jitter = Duration::from_millis(1);
+        s.late_every = Some(late.clone());
+    }
+    senders
+}
+
 fn lock(on: bool) -> MixerConfig {
     MixerConfig { lock_tick_phase: on, ..MixerConfig::default() }
 }
@@ -169,14 +182,9 @@ fn quiet_moments_and_jitter_do_not_nudge_speakers_the_lock_holds() {
     // which raises the jitter target at once: the lock follows the target's
     // changes 1 ms at a time; no frame of theirs is held or skipped at a
     // quiet moment (which would move their audio by a whole frame).
-    let mut senders = talkers_arriving(Duration::from_millis(6));
-    for s in &mut senders {
-        s.talking = |n| n % 50 < 47;
-        s.jitter = Duration::from_millis(1);
-        // Just before a quiet moment, every 6 s (the jitter peak decays
-        // over 5 s, so each one raises the target again).
-        s.late_every = Some((300, 45..46, Duration::from_millis(8)));
-    }
+    // Just before a quiet moment, every 6 s (the jitter peak decays over
+    // 5 s, so each one raises the target again).
+    let senders = talkers_with_quiet_moments((300, 45..46, Duration::from_millis(8)));
     let (locked, sim) = steady_p95(lock(true), &senders, 19);
     let (unlocked, _) = steady_p95(lock(false), &senders, 19);
     eprintln!("jitter and quiet moments: p95 locked {locked:?}, fixed clock {unlocked:?}");
@@ -195,12 +203,7 @@ fn a_late_packet_of_a_speaker_in_lock_is_concealed_and_playout_stays() {
     // missing at its tick. It is concealed (one frame, as a hold would also
     // cost) and dropped when it comes, but the speakers' playout does not
     // move a frame later.
-    let mut senders = talkers_arriving(Duration::from_millis(6));
-    for s in &mut senders {
-        s.talking = |n| n % 50 < 47;
-        s.jitter = Duration::from_millis(1);
-        s.late_every = Some((300, 120..122, Duration::from_millis(14)));
-    }
+    let senders = talkers_with_quiet_moments((300, 120..122, Duration::from_millis(14)));
     let (locked, sim) = steady_p95(lock(true), &senders, 19);
     eprintln!("late packets: p95 {locked:?}");
     for id in 1..=3 {
